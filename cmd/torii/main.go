@@ -1,0 +1,127 @@
+// Command torii is the edge gateway: `torii run -c torii.yaml` serves,
+// `torii validate -c torii.yaml` checks a config, `torii version` prints the
+// build.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"torii/internal/app"
+	"torii/internal/config"
+	"torii/internal/version"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitInvalid = 2 // invalid config or usage
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitInvalid
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		v := version.Get()
+		fmt.Fprintf(stdout, "torii %s (commit %s, %s)\n", v.Version, v.Commit, v.GoVersion)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "torii: unknown command %q\n", args[0])
+	usage(stderr)
+	return exitInvalid
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: torii <command> [flags]
+
+commands:
+  run -c FILE        serve: the data plane and the admin listener
+  validate -c FILE   check a config; print every problem with its path and line
+  version            print version, commit and Go version
+`)
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (*flag.FlagSet, *string, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "torii.yaml", "config file")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	return fs, path, level
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs, path, _ := configFlag("validate", args, stderr)
+	if err := fs.Parse(args); err != nil {
+		return exitInvalid
+	}
+	if _, err := config.Load(*path); err != nil {
+		return reportConfigError(err, stderr)
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return exitOK
+}
+
+func reportConfigError(err error, stderr io.Writer) int {
+	var probs config.Problems
+	if errors.As(err, &probs) {
+		fmt.Fprintln(stderr, probs.Error())
+		fmt.Fprintf(stderr, "%d problem(s) found\n", len(probs))
+		return exitInvalid
+	}
+	fmt.Fprintf(stderr, "torii: %v\n", err)
+	return exitInvalid
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs, path, level := configFlag("run", args, stderr)
+	if err := fs.Parse(args); err != nil {
+		return exitInvalid
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "torii: -log-level: %v\n", err)
+		return exitInvalid
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+
+	a, err := app.New(app.Options{ConfigPath: *path, Logger: logger})
+	if err != nil {
+		return reportConfigError(err, stderr)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			a.Reload(ctx)
+		}
+	}()
+	if err := a.Run(ctx); err != nil {
+		logger.Error("torii stopped", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}

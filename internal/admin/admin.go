@@ -1,0 +1,246 @@
+// Package admin serves the admin listener: /healthz, /readyz, /metrics and
+// the JSON API under /api/v1/. It reads the running state through the
+// Backend interface and never touches the data plane directly.
+//
+// Safety: the admin listener is loopback by default, yet a web page in an
+// operator's browser can still send requests to it. So every API request
+// must carry a Host that names the admin listener itself (IP literal,
+// "localhost", or the configured admin host), which defeats DNS rebinding;
+// state-changing requests are refused when cross-site (Sec-Fetch-Site and
+// Origin checks of net/http.CrossOriginProtection) and, when admin.token is
+// set, must carry it as a bearer token.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"torii/internal/config"
+	"torii/internal/runtime"
+	"torii/internal/upstream"
+	"torii/internal/version"
+)
+
+// Backend is the running gateway as the admin API sees it.
+type Backend interface {
+	// Snapshot returns the snapshot serving traffic now.
+	Snapshot() *runtime.Snapshot
+	// Reload reloads the config file; an error leaves the old config serving.
+	Reload(ctx context.Context) error
+	// Ready reports whether the gateway should receive traffic (false
+	// while starting and while draining for shutdown).
+	Ready() bool
+	// Endpoints returns every endpoint's live state.
+	Endpoints() []upstream.EndpointStatus
+	// LastReload returns the outcome of the latest reload attempt.
+	LastReload() ReloadStatus
+}
+
+// ReloadStatus is the outcome of the latest reload attempt.
+type ReloadStatus struct {
+	// OK reports whether the latest attempt succeeded (true before any).
+	OK bool `json:"ok"`
+	// At is when the latest attempt ended.
+	At time.Time `json:"at,omitzero"`
+	// LastSuccess is when the serving config was loaded.
+	LastSuccess time.Time `json:"last_success"`
+	// Error is why the latest attempt failed, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// Options configure the admin handler.
+type Options struct {
+	// Backend is the running gateway. Required.
+	Backend Backend
+	// Gatherer is the metrics registry served at /metrics. Required.
+	Gatherer prometheus.Gatherer
+	// Logger receives the admin API's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// New returns the admin handler.
+func New(o Options) http.Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &server{Options: o, csrf: http.NewCrossOriginProtection()}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{ErrorLog: slogAdapter{o.Logger}}))
+	mux.HandleFunc("GET /api/v1/config", s.config)
+	mux.HandleFunc("GET /api/v1/routes", s.routes)
+	mux.HandleFunc("GET /api/v1/upstreams", s.upstreams)
+	mux.HandleFunc("GET /api/v1/reload", s.reloadStatus)
+	mux.HandleFunc("POST /api/v1/reload", s.reload)
+	mux.HandleFunc("GET /api/v1/version", s.version)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found")
+	})
+	s.mux = mux
+	return s
+}
+
+type server struct {
+	Options
+	csrf *http.CrossOriginProtection
+	mux  *http.ServeMux
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.hostAllowed(r.Host) {
+		writeError(w, http.StatusMisdirectedRequest, "host "+quote(r.Host)+" is not this admin listener; use its address or localhost")
+		return
+	}
+	if unsafeMethod(r.Method) {
+		if err := s.csrf.Check(r); err != nil {
+			writeError(w, http.StatusForbidden, "cross-site request refused")
+			return
+		}
+		if tok := s.Backend.Snapshot().Config().Admin.Token; tok != "" && !bearerMatches(r, tok) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="torii-admin"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong admin token (admin.token)")
+			return
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed reports whether host names this admin listener: an IP
+// literal, "localhost", or the configured admin address's host. Anything
+// else is a DNS-rebinding attempt or a misrouted request.
+func (s *server) hostAllowed(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.ToLower(strings.Trim(h, "[]")), ".")
+	if h == "" || h == "localhost" || net.ParseIP(h) != nil {
+		return true
+	}
+	ah, _, err := net.SplitHostPort(s.Backend.Snapshot().Config().Admin.Addr)
+	return err == nil && ah != "" && strings.EqualFold(ah, h)
+}
+
+func unsafeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
+}
+
+func bearerMatches(r *http.Request, token string) bool {
+	auth := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(auth[len(prefix):])), []byte(token)) == 1
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.Backend.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *server) config(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Backend.Snapshot().Config().Redacted())
+}
+
+func (s *server) routes(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"routes": s.Backend.Snapshot().Routes()})
+}
+
+func (s *server) upstreams(w http.ResponseWriter, r *http.Request) {
+	type upstreamView struct {
+		Name      string                     `json:"name"`
+		Balance   string                     `json:"balance"`
+		Endpoints []upstream.EndpointStatus `json:"endpoints"`
+	}
+	cfg := s.Backend.Snapshot().Config()
+	byName := map[string]*upstreamView{}
+	var out []*upstreamView
+	for _, st := range s.Backend.Endpoints() {
+		v := byName[st.Upstream]
+		if v == nil {
+			v = &upstreamView{Name: st.Upstream, Endpoints: []upstream.EndpointStatus{}}
+			if u := cfg.Upstreams[st.Upstream]; u != nil {
+				v.Balance = u.Balance
+			}
+			byName[st.Upstream] = v
+			out = append(out, v)
+		}
+		v.Endpoints = append(v.Endpoints, st)
+	}
+	if out == nil {
+		out = []*upstreamView{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"upstreams": out})
+}
+
+func (s *server) reloadStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Backend.LastReload())
+}
+
+func (s *server) reload(w http.ResponseWriter, r *http.Request) {
+	err := s.Backend.Reload(r.Context())
+	if err != nil {
+		var probs config.Problems
+		body := map[string]any{"ok": false, "error": err.Error()}
+		if errors.As(err, &probs) {
+			body["problems"] = probs
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+func (s *server) version(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, version.Get())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]any{"error": msg, "status": status})
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// slogAdapter lets promhttp log through slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Println(v ...any) {
+	a.l.Error("serve metrics", "err", fmt.Sprint(v...))
+}

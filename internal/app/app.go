@@ -1,0 +1,447 @@
+// Package app runs torii: it loads the config, builds the runtime snapshot,
+// serves the data-plane listeners and the admin listener, reloads
+// (all-or-nothing: a broken config leaves the old one serving) and shuts
+// down gracefully (readyz fails first, then listeners close, then in-flight
+// requests drain within a grace period).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"torii/internal/accesslog"
+	"torii/internal/admin"
+	"torii/internal/config"
+	"torii/internal/proxyproto"
+	"torii/internal/runtime"
+	"torii/internal/telemetry"
+	"torii/internal/upstream"
+)
+
+// Options configure an App.
+type Options struct {
+	// ConfigPath is the torii.yaml to load and reload. Required.
+	ConfigPath string
+	// Logger receives torii's own logs. Default: JSON on stderr.
+	Logger *slog.Logger
+	// AccessLog, when set, receives the access log instead of
+	// access_log.path (tests use it).
+	AccessLog io.Writer
+	// Resolver resolves upstream host names. Default: net.DefaultResolver.
+	Resolver upstream.Resolver
+}
+
+// App is one running torii.
+type App struct {
+	opts     Options
+	logger   *slog.Logger
+	registry *upstream.Registry
+	prom     *prometheus.Registry
+	metrics  *telemetry.Metrics
+
+	snap   atomic.Pointer[runtime.Snapshot]
+	access atomic.Pointer[accesslog.Logger]
+	trace  atomic.Pointer[telemetry.Tracing]
+	// routed is the tracing middleware around dispatch, rebuilt when the
+	// tracer changes so no request pays for building it.
+	routed atomic.Pointer[routedHandler]
+
+	ready    atomic.Bool
+	draining atomic.Bool
+
+	// mu serializes reloads and shutdown; it guards the fields below.
+	mu          sync.Mutex
+	runCtx      context.Context
+	cancelRun   context.CancelFunc
+	lastReload  admin.ReloadStatus
+	accessFile  io.Closer
+	fileStamp   fileStamp
+	servers     []*http.Server
+	listeners   []net.Listener
+	adminServer *http.Server
+	adminLn     net.Listener
+	serveWG     sync.WaitGroup
+}
+
+// New loads the config and builds the first snapshot. It opens no socket
+// and starts no goroutine. An invalid config returns config.Problems.
+func New(opts Options) (*App, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{opts: opts, logger: opts.Logger}
+	a.registry = upstream.NewRegistry(upstream.Options{Resolver: opts.Resolver, Logger: opts.Logger})
+	a.prom = prometheus.NewRegistry()
+	a.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics, err = telemetry.NewMetrics(a.prom, a.registry.Status)
+	if err != nil {
+		return nil, fmt.Errorf("create metrics: %w", err)
+	}
+	snap, err := runtime.Build(cfg, runtime.Deps{Registry: a.registry, Logger: a.logger})
+	if err != nil {
+		return nil, err
+	}
+	a.snap.Store(snap)
+	a.fileStamp, _ = stampOf(opts.ConfigPath)
+	now := time.Now()
+	a.lastReload = admin.ReloadStatus{OK: true, At: now, LastSuccess: now}
+	a.metrics.ReloadResult(true, now)
+	return a, nil
+}
+
+// Start binds every listener (all or none), then serves. It returns once
+// serving; Shutdown stops it.
+func (a *App) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.runCtx != nil {
+		return errors.New("start: already started")
+	}
+	snap := a.snap.Load()
+	cfg := snap.Config()
+
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	for i, l := range cfg.Listen {
+		ln, err := listen(l)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("start: listen[%d] %s: %w", i, l.Addr, err)
+		}
+		lns = append(lns, ln)
+	}
+	var adminLn net.Listener
+	if !cfg.Admin.Disabled {
+		ln, err := net.Listen("tcp", cfg.Admin.Addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("start: admin %s: %w", cfg.Admin.Addr, err)
+		}
+		adminLn = ln
+	}
+
+	a.runCtx, a.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	if err := a.applyObservability(cfg); err != nil {
+		a.logger.Error("start observability", "err", err)
+	}
+	if a.trace.Load() == nil {
+		t, _ := telemetry.NewTracing(a.runCtx, config.Tracing{})
+		a.trace.Store(t)
+		a.routed.Store(&routedHandler{t.Middleware(http.HandlerFunc(a.dispatch))})
+	}
+	snap.Start(a.runCtx)
+
+	f := &front{app: a, ids: newIDSource()}
+	errLog := slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)
+	for i, l := range cfg.Listen {
+		srv := &http.Server{
+			Handler:           f,
+			ReadHeaderTimeout: l.Timeouts.ReadHeader.D(),
+			ReadTimeout:       l.Timeouts.Read.D(),
+			WriteTimeout:      l.Timeouts.Write.D(),
+			IdleTimeout:       l.Timeouts.Idle.D(),
+			MaxHeaderBytes:    l.MaxHeaderBytes,
+			ErrorLog:          errLog,
+		}
+		a.servers = append(a.servers, srv)
+		a.listeners = append(a.listeners, lns[i])
+		a.serve(srv, lns[i], l.Name)
+	}
+	if adminLn != nil {
+		a.adminServer = &http.Server{
+			Handler:           admin.New(admin.Options{Backend: a, Gatherer: a.prom, Logger: a.logger}),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          errLog,
+		}
+		a.adminLn = adminLn
+		a.serve(a.adminServer, adminLn, "admin")
+	}
+	go a.watch(a.runCtx)
+	a.ready.Store(true)
+	a.logger.Info("torii started", "listeners", addrStrings(a.listeners), "admin", addrString(adminLn))
+	return nil
+}
+
+func listen(l config.Listener) (net.Listener, error) {
+	ln, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if l.ProxyProtocol != nil {
+		trusted, err := runtime.ParsePrefixes(l.ProxyProtocol.Trusted)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("proxy_protocol.trusted: %w", err)
+		}
+		ln = proxyproto.NewListener(ln, trusted, l.ProxyProtocol.Timeout.D())
+	}
+	return ln, nil
+}
+
+func (a *App) serve(srv *http.Server, ln net.Listener, name string) {
+	a.serveWG.Add(1)
+	go func() {
+		defer a.serveWG.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.logger.Error("serve", "listener", name, "err", err)
+		}
+	}()
+}
+
+// Run starts the app and serves until ctx ends, then shuts down
+// gracefully.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return a.Shutdown()
+}
+
+// Shutdown stops torii gracefully: /readyz fails for shutdown.drain_delay
+// so load balancers stop sending; then listeners close (new connections
+// are refused) and in-flight requests, streams included, get
+// shutdown.grace to finish before their connections are cut.
+func (a *App) Shutdown() error {
+	cfg := a.snap.Load().Config()
+	a.draining.Store(true)
+	a.logger.Info("shutdown: draining", "drain_delay", cfg.Shutdown.DrainDelay.D().String(), "grace", cfg.Shutdown.Grace.D().String())
+	time.Sleep(cfg.Shutdown.DrainDelay.D())
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Grace.D())
+	defer cancel()
+	var wg sync.WaitGroup
+	var cut atomic.Int32
+	for _, srv := range a.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				cut.Add(1)
+				srv.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := cut.Load(); n > 0 {
+		a.logger.Warn("shutdown: grace period over, connections cut", "servers", n)
+	}
+	if a.adminServer != nil {
+		a.adminServer.Close()
+	}
+	if a.cancelRun != nil {
+		a.cancelRun()
+	}
+	a.serveWG.Wait()
+	a.snap.Load().Close()
+	if t := a.trace.Load(); t != nil {
+		tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		t.Shutdown(tctx)
+		tcancel()
+	}
+	if a.accessFile != nil {
+		a.accessFile.Close()
+	}
+	a.logger.Info("shutdown: done")
+	return nil
+}
+
+// Reload loads the config file again and, if it is valid and builds,
+// swaps it in. On any error the old config keeps serving, and the error
+// is logged, counted (torii_config_last_reload_successful 0) and returned.
+func (a *App) Reload(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := a.reloadLocked()
+	now := time.Now()
+	a.lastReload.At = now
+	if err != nil {
+		a.lastReload.OK, a.lastReload.Error = false, err.Error()
+		a.metrics.ReloadResult(false, now)
+		a.logger.Error("reload failed; the old config keeps serving", "err", err)
+		return err
+	}
+	a.lastReload.OK, a.lastReload.Error, a.lastReload.LastSuccess = true, "", now
+	a.metrics.ReloadResult(true, now)
+	a.logger.Info("reloaded", "config", a.opts.ConfigPath)
+	return nil
+}
+
+func (a *App) reloadLocked() error {
+	stamp, _ := stampOf(a.opts.ConfigPath)
+	cfg, err := config.Load(a.opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	old := a.snap.Load()
+	if err := listenersChanged(old.Config(), cfg); err != nil {
+		return err
+	}
+	snap, err := runtime.Build(cfg, runtime.Deps{Registry: a.registry, Logger: a.logger})
+	if err != nil {
+		return err
+	}
+	if a.runCtx != nil {
+		if err := a.applyObservability(cfg); err != nil {
+			snap.Close()
+			return err
+		}
+		snap.Start(a.runCtx)
+	}
+	a.snap.Store(snap)
+	// The old snapshot's requests keep running: closing it stops only its
+	// health checks and DNS refreshes; connections live in the registry.
+	old.Close()
+	a.fileStamp = stamp
+	keep := make(map[string]bool, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		keep[r.Name] = true
+	}
+	a.metrics.ForgetRoutes(func(route string) bool { return keep[route] })
+	return nil
+}
+
+// listenersChanged refuses reloads that change sockets: rebinding ports
+// under traffic is a restart's job, and silently ignoring the change would
+// be worse.
+func listenersChanged(old, cur *config.Config) error {
+	if !reflect.DeepEqual(old.Listen, cur.Listen) {
+		return errors.New("reload: listen: listeners changed; restart torii to apply listener changes")
+	}
+	if old.Admin.Addr != cur.Admin.Addr || old.Admin.Disabled != cur.Admin.Disabled {
+		return errors.New("reload: admin.addr: the admin listener changed; restart torii to apply it")
+	}
+	return nil
+}
+
+// applyObservability swaps the access log and the tracer when their
+// config changed. Caller holds mu.
+func (a *App) applyObservability(cfg *config.Config) error {
+	old := a.snap.Load().Config()
+	if a.access.Load() == nil || !reflect.DeepEqual(old.AccessLog, cfg.AccessLog) {
+		w, closer, err := a.accessWriter(cfg.AccessLog)
+		if err != nil {
+			return fmt.Errorf("access_log.path: %w", err)
+		}
+		a.access.Store(accesslog.New(cfg.AccessLog, w))
+		if a.accessFile != nil {
+			a.accessFile.Close()
+		}
+		a.accessFile = closer
+	}
+	if a.trace.Load() == nil || !reflect.DeepEqual(old.Tracing, cfg.Tracing) {
+		t, err := telemetry.NewTracing(a.runCtx, cfg.Tracing)
+		if err != nil {
+			return fmt.Errorf("tracing: %w", err)
+		}
+		a.routed.Store(&routedHandler{t.Middleware(http.HandlerFunc(a.dispatch))})
+		if prev := a.trace.Swap(t); prev != nil {
+			go prev.Shutdown(context.Background())
+		}
+	}
+	return nil
+}
+
+func (a *App) accessWriter(cfg config.AccessLog) (io.Writer, io.Closer, error) {
+	if a.opts.AccessLog != nil {
+		return a.opts.AccessLog, nil, nil
+	}
+	switch cfg.Path {
+	case "", "stdout":
+		return os.Stdout, nil, nil
+	case "stderr":
+		return os.Stderr, nil, nil
+	}
+	f, err := os.OpenFile(cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f, nil
+}
+
+type routedHandler struct{ http.Handler }
+
+// dispatch hands a request to the snapshot serving now.
+func (a *App) dispatch(w http.ResponseWriter, r *http.Request) {
+	a.snap.Load().ServeHTTP(w, r)
+}
+
+// Snapshot returns the snapshot serving traffic now.
+func (a *App) Snapshot() *runtime.Snapshot { return a.snap.Load() }
+
+// Ready reports whether torii should receive traffic.
+func (a *App) Ready() bool { return a.ready.Load() && !a.draining.Load() }
+
+// Endpoints returns every endpoint's live state.
+func (a *App) Endpoints() []upstream.EndpointStatus { return a.registry.Status() }
+
+// LastReload returns the outcome of the latest reload attempt.
+func (a *App) LastReload() admin.ReloadStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastReload
+}
+
+// Addrs returns the bound data-plane listener addresses, in config order.
+func (a *App) Addrs() []net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]net.Addr, len(a.listeners))
+	for i, ln := range a.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// AdminAddr returns the bound admin address, or nil when disabled.
+func (a *App) AdminAddr() net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.adminLn == nil {
+		return nil
+	}
+	return a.adminLn.Addr()
+}
+
+// Gatherer returns the app's metrics registry.
+func (a *App) Gatherer() prometheus.Gatherer { return a.prom }
+
+func addrStrings(lns []net.Listener) []string {
+	out := make([]string, len(lns))
+	for i, ln := range lns {
+		out[i] = ln.Addr().String()
+	}
+	return out
+}
+
+func addrString(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}

@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"torii/internal/config"
+	"torii/internal/request"
+)
+
+// hopHeaders are the fields that describe one connection, not the message
+// (RFC 9110 §7.6.1), so a proxy must not forward them, in either direction.
+// Header maps are keyed canonically, so these are in canonical form.
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection", // obsolete, still sent by old clients
+	"Keep-Alive",
+	"Proxy-Authenticate",  // RFC 9110 §11.7.1: for the proxy, not the origin
+	"Proxy-Authorization", // RFC 9110 §11.7.2: ditto; never leak credentials on
+	"Te",                  // re-added as "TE: trailers" when the client sent it
+	"Trailer",             // re-declared from the trailers actually relayed
+	"Transfer-Encoding",
+	"Upgrade",        // no WebSocket or h2c upgrades yet: never forwarded
+	"Http2-Settings", // RFC 9113 §3.1 (RFC 7540 §3.2.1): part of an h2c upgrade
+}
+
+// removeHopByHop deletes the hop-by-hop fields of h: the fixed list and
+// every field named in Connection (RFC 9110 §7.6.1).
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		delete(h, name)
+	}
+}
+
+// hasToken reports whether the comma-separated lists in values hold token,
+// compared case-insensitively.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			// A TE element may carry parameters ("trailers;q=1" is not
+			// allowed for trailers, but be lenient): compare the name only.
+			t, _, _ = strings.Cut(t, ";")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// outgoingHeader builds the header sent upstream from r's: a copy without
+// hop-by-hop fields, with torii's forwarded fields, then the route's ops.
+// The forwarded fields are set after the Connection-named fields are gone
+// and are computed from r.Header, not the copy, so "Connection:
+// X-Forwarded-For" can neither strip them nor the chain they extend.
+func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect bool) http.Header {
+	out := r.Header.Clone()
+	if out == nil {
+		out = make(http.Header)
+	}
+	removeHopByHop(out)
+	// RFC 9110 §10.1.4: "TE: trailers" says the client accepts trailers;
+	// gRPC needs it to reach the upstream.
+	if hasToken(r.Header["Te"], "trailers") {
+		out["Te"] = []string{"trailers"}
+	}
+	if dropExpect {
+		// The body is already read: there is nothing to wait for.
+		delete(out, "Expect")
+	}
+	setForwarded(out, r, info)
+	h.reqOps.apply(out)
+	return out
+}
+
+// setForwarded sets X-Forwarded-For, -Proto, -Host and X-Request-Id on out.
+// A trusted peer (a proxy in trusted_proxies) has its X-Forwarded-* kept and
+// the chain extended with its own address; anyone else's are replaced, and
+// their Forwarded (RFC 7239) removed, so an upstream never sees a client's
+// claims about itself as torii's.
+func setForwarded(out http.Header, r *http.Request, info *request.Info) {
+	client := info.ClientIP
+	if !client.IsValid() {
+		client = peerAddr(r.RemoteAddr)
+	}
+	if info.PeerTrusted {
+		peer := peerAddr(r.RemoteAddr)
+		if !peer.IsValid() {
+			peer = client
+		}
+		chain := peer.String()
+		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+			chain = strings.Join(prior, ", ") + ", " + chain
+		}
+		out["X-Forwarded-For"] = []string{chain}
+		keepOrSet(out, r.Header, "X-Forwarded-Proto", scheme(r, info))
+		keepOrSet(out, r.Header, "X-Forwarded-Host", r.Host)
+		if v := r.Header["Forwarded"]; len(v) > 0 {
+			out["Forwarded"] = v
+		}
+	} else {
+		if client.IsValid() {
+			out["X-Forwarded-For"] = []string{client.String()}
+		} else {
+			delete(out, "X-Forwarded-For")
+		}
+		out["X-Forwarded-Proto"] = []string{scheme(r, info)}
+		out["X-Forwarded-Host"] = []string{r.Host}
+		delete(out, "Forwarded")
+	}
+	if info.ID != "" {
+		out["X-Request-Id"] = []string{info.ID}
+	} else {
+		delete(out, "X-Request-Id")
+	}
+}
+
+// keepOrSet sets out[name] to the trusted peer's value from in, or to def
+// when the peer sent none.
+func keepOrSet(out, in http.Header, name, def string) {
+	if v := in[name]; len(v) > 0 {
+		out[name] = v
+		return
+	}
+	out[name] = []string{def}
+}
+
+// scheme is the scheme the client used, as the front handler recorded it.
+func scheme(r *http.Request, info *request.Info) string {
+	if info.Scheme != "" {
+		return info.Scheme
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// peerAddr returns the IP of a "host:port" remote address, unmapped, or
+// the zero Addr when it is not one.
+func peerAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// headerOps is a route's compiled config.HeaderOps: canonical names, in a
+// fixed order.
+type headerOps struct {
+	remove []string
+	set    []field
+	add    []field
+}
+
+type field struct{ name, value string }
+
+// compileHeaderOps checks and canonicalises ops.
+func compileHeaderOps(ops config.HeaderOps) (headerOps, error) {
+	var c headerOps
+	for _, name := range ops.Remove {
+		if !validName(name) {
+			return c, fmt.Errorf("remove header %q: invalid field name", name)
+		}
+		c.remove = append(c.remove, http.CanonicalHeaderKey(name))
+	}
+	fields := func(m map[string]string, op string) ([]field, error) {
+		var fs []field
+		for name, value := range m {
+			if !validName(name) {
+				return nil, fmt.Errorf("%s header %q: invalid field name", op, name)
+			}
+			if strings.ContainsAny(value, "\r\n\x00") {
+				return nil, fmt.Errorf("%s header %q: value holds CR, LF or NUL", op, name)
+			}
+			fs = append(fs, field{http.CanonicalHeaderKey(name), value})
+		}
+		slices.SortFunc(fs, func(a, b field) int { return strings.Compare(a.name, b.name) })
+		return fs, nil
+	}
+	var err error
+	if c.set, err = fields(ops.Set, "set"); err != nil {
+		return c, err
+	}
+	if c.add, err = fields(ops.Add, "add"); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// apply edits h: remove, then set, then add.
+func (o *headerOps) apply(h http.Header) {
+	for _, name := range o.remove {
+		delete(h, name)
+	}
+	for _, f := range o.set {
+		h[f.name] = []string{f.value}
+	}
+	for _, f := range o.add {
+		h[f.name] = append(h[f.name], f.value)
+	}
+}
+
+// validName reports whether s is a field name: a token (RFC 9110 §5.1,
+// §5.6.2).
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

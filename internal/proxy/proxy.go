@@ -1,0 +1,518 @@
+// Package proxy is torii's forwarding handler: it picks a backend by weight
+// and an endpoint from its pool, cleans the headers, sends the request
+// through the pool's transport, retries when that is safe, and relays the
+// response, streaming it as it arrives. Failures become statuses in one
+// place, Status, and reach the client as WriteError's small JSON body.
+//
+// docs/proxy.md is the user-facing description.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"torii/internal/config"
+	"torii/internal/request"
+	"torii/internal/upstream"
+)
+
+// copyBufferSize is the size of the buffers relaying response bodies.
+const copyBufferSize = 32 << 10
+
+// maxDrain bounds how much of a response that is being retried is read
+// so its connection can be reused; a longer body closes the connection.
+const maxDrain = 64 << 10
+
+// Backend is one upstream a route forwards to.
+type Backend struct {
+	// Pool is the upstream's pool. Required.
+	Pool *upstream.Pool
+	// Weight is the backend's relative share of the route's requests.
+	// Zero: no requests. Negative weights are an error.
+	Weight int
+}
+
+// Options configure a Handler. They come from a validated config.Route.
+type Options struct {
+	// Route is the route's name, for errors and logs.
+	Route string
+	// Backends are chosen at random in proportion to their weights, which
+	// must sum to more than zero.
+	Backends []Backend
+	// Timeout bounds all tries together, from the first try until a
+	// response head is accepted; a body streaming after that is not cut.
+	// Zero: no limit.
+	Timeout time.Duration
+	// TryTimeout bounds one try until its response head. Zero: only
+	// Timeout applies.
+	TryTimeout time.Duration
+	// Attempts is the number of extra tries after the first. Zero: no
+	// retries.
+	Attempts int
+	// RetryOn is the set of failures retried (see ParseRetryOn).
+	RetryOn RetryOn
+	// RetryStatuses are upstream statuses retried for idempotent requests.
+	// Empty: none.
+	RetryStatuses []int
+	// RequestHeaders edits the headers sent upstream, after torii's own
+	// (remove, then set, then add).
+	RequestHeaders config.HeaderOps
+	// ResponseHeaders edits the headers sent to the client (remove, then
+	// set, then add).
+	ResponseHeaders config.HeaderOps
+	// Logger receives debug records of retried failures; the final error
+	// goes to request.Info.Err for the access log. Nil: discard.
+	Logger *slog.Logger
+}
+
+// Handler forwards requests to a route's backends. It is safe for
+// concurrent use and immutable once built.
+type Handler struct {
+	route         string
+	pools         []*upstream.Pool // backends with a weight above zero
+	cumWeights    []int            // running sums of their weights
+	timeout       time.Duration
+	tryTimeout    time.Duration
+	attempts      int
+	retryOn       RetryOn
+	retryStatuses []int
+	replay        bool // some retry may need to resend a sent body
+	reqOps        headerOps
+	resOps        headerOps
+	log           *slog.Logger
+}
+
+// New checks o and builds its Handler. It has no side effects.
+func New(o Options) (*Handler, error) {
+	h := &Handler{
+		route:         o.Route,
+		timeout:       o.Timeout,
+		tryTimeout:    o.TryTimeout,
+		attempts:      o.Attempts,
+		retryOn:       o.RetryOn,
+		retryStatuses: slices.Clone(o.RetryStatuses),
+		log:           o.Logger,
+	}
+	errorf := func(format string, args ...any) error {
+		return fmt.Errorf("build proxy for route %q: "+format, append([]any{o.Route}, args...)...)
+	}
+	total := 0
+	for i, b := range o.Backends {
+		switch {
+		case b.Pool == nil:
+			return nil, errorf("backends[%d]: no pool", i)
+		case b.Weight < 0:
+			return nil, errorf("backends[%d]: negative weight %d", i, b.Weight)
+		case b.Weight == 0:
+			continue
+		}
+		total += b.Weight
+		h.pools = append(h.pools, b.Pool)
+		h.cumWeights = append(h.cumWeights, total)
+	}
+	if total == 0 {
+		return nil, errorf("no backend with a weight above zero")
+	}
+	if o.Timeout < 0 || o.TryTimeout < 0 {
+		return nil, errorf("negative timeout")
+	}
+	if o.Attempts < 0 {
+		return nil, errorf("negative retry attempts %d", o.Attempts)
+	}
+	for _, s := range o.RetryStatuses {
+		if s < 100 || s > 599 {
+			return nil, errorf("retry status %d: not an HTTP status", s)
+		}
+	}
+	// Resending a body that was sent is needed only for idempotent
+	// requests retried after a reset, a try timeout or a status; connect
+	// failures never sent it.
+	h.replay = o.Attempts > 0 && (o.RetryOn&(RetryReset|RetryTimeout) != 0 || len(o.RetryStatuses) > 0)
+	var err error
+	if h.reqOps, err = compileHeaderOps(o.RequestHeaders); err != nil {
+		return nil, errorf("request_headers: %w", err)
+	}
+	if h.resOps, err = compileHeaderOps(o.ResponseHeaders); err != nil {
+		return nil, errorf("response_headers: %w", err)
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	return h, nil
+}
+
+// pickPool chooses a backend at random by weight.
+func (h *Handler) pickPool() *upstream.Pool {
+	if len(h.pools) == 1 {
+		return h.pools[0]
+	}
+	n := rand.IntN(h.cumWeights[len(h.cumWeights)-1])
+	i, _ := slices.BinarySearch(h.cumWeights, n+1)
+	return h.pools[i]
+}
+
+// retryStatus reports whether status is one of the route's retry statuses.
+func (h *Handler) retryStatus(status int) bool {
+	return slices.Contains(h.retryStatuses, status)
+}
+
+// ServeHTTP forwards r and relays the response. It fills the request.Info
+// in r's context (Upstream, Endpoint, Tries, Status, BytesOut, Err). When
+// the upstream fails after the response head was sent it aborts the
+// response with panic(http.ErrAbortHandler), as net/http expects.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := request.FromContext(r.Context())
+	if info == nil {
+		// The front handler always provides one; be safe without it.
+		info = &request.Info{Start: time.Now(), ClientIP: peerAddr(r.RemoteAddr)}
+		r = r.WithContext(request.NewContext(r.Context(), info))
+	}
+	if r.Method == http.MethodConnect {
+		fail(w, r, info, fmt.Errorf("forward %s request: %w", r.Method, ErrMethod))
+		return
+	}
+
+	// Read a replayable body before taking a slot, so a slow client does
+	// not hold the upstream's capacity while it uploads.
+	b, err := prepareBody(r, h.replay && idempotent(r.Method))
+	if err != nil {
+		fail(w, r, info, err)
+		return
+	}
+
+	pool := h.pickPool()
+	info.Upstream = pool.Name()
+	if !pool.Acquire() {
+		fail(w, r, info, fmt.Errorf("forward to upstream %q: %w", pool.Name(), ErrAtCapacity))
+		return
+	}
+	defer pool.Release()
+
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	x := &exchange{
+		h:      h,
+		r:      r,
+		info:   info,
+		pool:   pool,
+		ctx:    ctx,
+		body:   b,
+		header: h.outgoingHeader(r, info, b.none || b.buffered),
+	}
+	x.tried = x.triedBuf[:0]
+	if h.timeout > 0 {
+		x.deadline = time.AfterFunc(h.timeout, func() { cancel(ErrTimeout) })
+		defer x.deadline.Stop()
+	}
+
+	res, err := x.forward()
+	if err != nil {
+		fail(w, r, info, err)
+		return
+	}
+	defer res.Body.Close()
+	// The response is chosen: from here the route timeout no longer
+	// applies, so a long stream lives on.
+	if x.deadline != nil && !x.deadline.Stop() {
+		x.end(upstream.GatewayError)
+		fail(w, r, info, x.wrap(ErrTimeout))
+		return
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// Upgrade is never forwarded, so a 101 is a broken upstream.
+		x.end(upstream.GatewayError)
+		fail(w, r, info, x.wrap(ErrUpgrade))
+		return
+	}
+	x.relay(w, res)
+}
+
+// exchange is one request's trip through the upstream: its tries and the
+// relayed response. One goroutine (the request's) uses it.
+type exchange struct {
+	h        *Handler
+	r        *http.Request
+	info     *request.Info
+	pool     *upstream.Pool
+	ctx      context.Context // r's context, canceled with ErrTimeout by deadline
+	deadline *time.Timer     // the route timeout; nil without one
+	body     body
+	header   http.Header // sent on every try; http.Transport never changes it
+
+	tried    []*upstream.Endpoint
+	triedBuf [4]*upstream.Endpoint
+	try      try // the open try
+}
+
+// try is one attempt on one endpoint.
+type try struct {
+	ep     *upstream.Endpoint
+	retry  bool // admitted by AllowRetry, so RetryDone is owed
+	ctx    context.Context
+	cancel context.CancelCauseFunc // nil without a try timeout
+	timer  *time.Timer             // the try timeout; nil without one
+}
+
+// wrap prefixes err with the open try's upstream and endpoint.
+func (x *exchange) wrap(err error) error {
+	return fmt.Errorf("forward to upstream %q endpoint %s: %w", x.pool.Name(), x.try.ep.Addr(), err)
+}
+
+// forward makes the first try and any retries. It returns the response to
+// relay, its try still open, or the failure that ended the tries.
+func (x *exchange) forward() (*http.Response, error) {
+	ep, err := x.pool.Pick(x.r, x.info.ClientIP, nil)
+	if err != nil {
+		return nil, fmt.Errorf("pick endpoint of upstream %q: %w", x.pool.Name(), err)
+	}
+	retry := false
+	for n := 0; ; n++ {
+		x.begin(ep, retry)
+		res, err := x.roundTrip()
+		if err != nil {
+			kind, err := x.failure(err)
+			if kind == failClient {
+				x.end(upstream.Canceled)
+			} else {
+				x.end(upstream.GatewayError)
+			}
+			if n < x.h.attempts && x.mayRetry(kind) {
+				if ep, retry = x.next(); retry {
+					x.h.log.Debug("retrying failed try", "id", x.info.ID, "route", x.h.route, "try", n+1, "err", err)
+					continue
+				}
+			}
+			return nil, err
+		}
+		if n < x.h.attempts && x.h.retryStatus(res.StatusCode) &&
+			idempotent(x.r.Method) && x.body.replayable() {
+			if ep, retry = x.next(); retry {
+				x.h.log.Debug("retrying status", "id", x.info.ID, "route", x.h.route, "try", n+1,
+					"endpoint", x.try.ep.Addr(), "status", res.StatusCode)
+				// Drain a little so the connection can be reused.
+				io.CopyN(io.Discard, res.Body, maxDrain)
+				res.Body.Close()
+				x.end(outcome(res.StatusCode))
+				continue
+			}
+		}
+		return res, nil
+	}
+}
+
+// begin opens a try on ep.
+func (x *exchange) begin(ep *upstream.Endpoint, retry bool) {
+	x.tried = append(x.tried, ep)
+	x.info.Tries++
+	x.info.Endpoint = ep.Addr()
+	ep.Begin()
+	x.try = try{ep: ep, retry: retry, ctx: x.ctx}
+	if x.h.tryTimeout > 0 {
+		ctx, cancel := context.WithCancelCause(x.ctx)
+		x.try.ctx, x.try.cancel = ctx, cancel
+		x.try.timer = time.AfterFunc(x.h.tryTimeout, func() { cancel(ErrTryTimeout) })
+	}
+}
+
+// end closes the open try, counting o against its endpoint.
+func (x *exchange) end(o upstream.Outcome) {
+	t := &x.try
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	if t.cancel != nil {
+		t.cancel(nil)
+	}
+	t.ep.End(o)
+	if t.retry {
+		x.pool.RetryDone()
+	}
+	*t = try{ep: t.ep} // keep ep for wrap
+}
+
+// next picks an untried endpoint for a retry and takes a retry from the
+// budget. It reports false when there is no such endpoint or no budget.
+func (x *exchange) next() (*upstream.Endpoint, bool) {
+	ep, err := x.pool.Pick(x.r, x.info.ClientIP, x.tried)
+	if err != nil || !x.pool.AllowRetry() {
+		return nil, false
+	}
+	return ep, true
+}
+
+// mayRetry reports whether a try that failed as kind may be retried:
+// connect failures for any method (nothing was sent), resets and try
+// timeouts for idempotent methods only (RFC 9110 §9.2.2), and in every
+// case only when the whole body can be sent again.
+func (x *exchange) mayRetry(kind failKind) bool {
+	on := x.h.retryOn
+	switch kind {
+	case failConnect:
+		return on&RetryConnectFailure != 0 && x.body.replayable()
+	case failReset:
+		return on&RetryReset != 0 && idempotent(x.r.Method) && x.body.replayable()
+	case failTryTimeout:
+		return on&RetryTimeout != 0 && idempotent(x.r.Method) && x.body.replayable()
+	}
+	return false
+}
+
+// roundTrip sends the request on the open try and waits for the head.
+func (x *exchange) roundTrip() (*http.Response, error) {
+	rc, getBody, err := x.body.reader()
+	if err != nil {
+		return nil, err
+	}
+	out := x.r.WithContext(x.try.ctx)
+	u := *x.r.URL
+	u.Scheme, u.Host, u.User = "http", x.try.ep.Addr(), nil
+	out.URL = &u
+	out.Host = x.r.Host // the client's Host goes upstream unchanged
+	out.Header = x.header
+	out.Body, out.GetBody, out.ContentLength = rc, getBody, x.body.length
+	out.TransferEncoding = nil
+	out.Close = false
+	out.RequestURI = ""
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	if x.body.none {
+		out.Trailer = nil
+	}
+	res, err := x.pool.Transport().RoundTrip(out)
+	if err == nil && x.try.timer != nil && !x.try.timer.Stop() {
+		// The try timed out as the head arrived: its body is cut anyway.
+		res.Body.Close()
+		return nil, context.Cause(x.try.ctx)
+	}
+	return res, err
+}
+
+// failure explains a failed try: the error to record and its kind.
+func (x *exchange) failure(err error) (failKind, error) {
+	if cerr := x.r.Context().Err(); cerr != nil {
+		if errors.Is(cerr, context.DeadlineExceeded) {
+			return failTimeout, x.wrap(fmt.Errorf("%w (request context)", ErrTimeout))
+		}
+		return failClient, x.wrap(ErrClientGone)
+	}
+	if berr := x.body.readErr(); berr != nil {
+		return failClient, fmt.Errorf("read request body: %w: %w", ErrRequestBody, berr)
+	}
+	// The transport reports our own cancellations as plain context
+	// errors; the cause says which timer fired. Its text adds nothing.
+	if context.Cause(x.ctx) == ErrTimeout {
+		return failTimeout, x.wrap(ErrTimeout)
+	}
+	if context.Cause(x.try.ctx) == ErrTryTimeout {
+		return failTryTimeout, x.wrap(ErrTryTimeout)
+	}
+	switch {
+	case isConnectFailure(err):
+		return failConnect, x.wrap(err)
+	case isReset(err):
+		return failReset, x.wrap(err)
+	}
+	return failOther, x.wrap(err)
+}
+
+// outcome is how outlier detection counts a response with status.
+func outcome(status int) upstream.Outcome {
+	if status >= 500 {
+		return upstream.Failure5xx
+	}
+	return upstream.Success
+}
+
+// bufPool holds the response copy buffers.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, copyBufferSize)
+	return &b
+}}
+
+// relay writes res to w: the cleaned head, the body as it arrives, then
+// the trailers. It closes the open try.
+func (x *exchange) relay(w http.ResponseWriter, res *http.Response) {
+	removeHopByHop(res.Header)
+	dst := w.Header()
+	for name, values := range res.Header {
+		// Replace rather than append, so a field set earlier in the chain
+		// (a default Content-Type, say) is not doubled.
+		dst[name] = values
+	}
+	declared := make([]string, 0, len(res.Trailer))
+	for name := range res.Trailer {
+		declared = append(declared, name)
+	}
+	if len(declared) > 0 {
+		dst["Trailer"] = declared // RFC 9110 §6.6.2: announce them in the head
+	}
+	x.h.resOps.apply(dst)
+	w.WriteHeader(res.StatusCode)
+	x.info.Status = res.StatusCode
+
+	// Streams (Server-Sent Events, bodies of unknown length) are flushed
+	// after every read so each piece reaches the client as it comes.
+	flush := res.ContentLength < 0 || isEventStream(res.Header.Get("Content-Type"))
+	rc := http.NewResponseController(w)
+	if flush {
+		rc.Flush()
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := res.Body.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			x.info.BytesOut += int64(m)
+			if werr == nil && flush {
+				if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+					werr = ferr
+				}
+			}
+			if werr != nil {
+				x.info.Err = x.wrap(fmt.Errorf("write response body: %w (%v)", ErrClientGone, werr))
+				x.end(upstream.Canceled)
+				return
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if x.r.Context().Err() != nil {
+				// The client left mid-body; the status stays the one sent.
+				x.info.Err = x.wrap(fmt.Errorf("relay response body: %w", ErrClientGone))
+				x.end(upstream.Canceled)
+				return
+			}
+			x.info.Err = x.wrap(fmt.Errorf("read response body: %w", rerr))
+			x.end(upstream.GatewayError)
+			// The head is out: the only honest signal left is to cut the
+			// connection (HTTP/1.1) or reset the stream (HTTP/2).
+			panic(http.ErrAbortHandler)
+		}
+	}
+	for name, values := range res.Trailer {
+		if !slices.Contains(declared, name) {
+			// Undeclared trailers are sent with net/http's prefix.
+			name = http.TrailerPrefix + name
+		}
+		dst[name] = values
+	}
+	x.end(outcome(res.StatusCode))
+}
+
+// isEventStream reports whether contentType is text/event-stream.
+func isEventStream(contentType string) bool {
+	const es = "text/event-stream"
+	return len(contentType) >= len(es) && strings.EqualFold(contentType[:len(es)], es)
+}

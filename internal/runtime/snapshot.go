@@ -1,0 +1,265 @@
+// Package runtime compiles a validated config into an immutable Snapshot:
+// the router, each route's handler and the upstream pools. A Snapshot is
+// built completely before it serves a request and never changes after;
+// internal/app swaps snapshots atomically on reload. Live endpoint state is
+// not here: it lives in the upstream.Registry shared by all snapshots.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"torii/internal/config"
+	"torii/internal/proxy"
+	"torii/internal/request"
+	"torii/internal/router"
+	"torii/internal/upstream"
+)
+
+// Deps are what a Snapshot is built with besides the config.
+type Deps struct {
+	// Registry holds live endpoint state across snapshots. Required.
+	Registry *upstream.Registry
+	// Logger receives build and per-route logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Snapshot is one compiled config. Safe for concurrent use.
+type Snapshot struct {
+	cfg     *config.Config
+	router  *router.Router
+	routes  []*Route
+	pools   map[string]*upstream.Pool
+	trusted []netip.Prefix
+	built   time.Time
+}
+
+// Route is one compiled route.
+type Route struct {
+	// Name is the route's configured name.
+	Name string
+	// Kind is "proxy", "redirect" or "direct".
+	Kind    string
+	cfg     *config.Route
+	handler http.Handler
+}
+
+// Build compiles cfg. It starts nothing: call Start before serving and
+// Close when the snapshot is retired. On error, nothing needs closing.
+func Build(cfg *config.Config, deps Deps) (*Snapshot, error) {
+	if deps.Registry == nil {
+		return nil, errors.New("build snapshot: nil upstream registry")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	s := &Snapshot{cfg: cfg, pools: make(map[string]*upstream.Pool, len(cfg.Upstreams)), built: time.Now()}
+
+	trusted, err := ParsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("build snapshot: trusted_proxies: %w", err)
+	}
+	s.trusted = trusted
+
+	names := make([]string, 0, len(cfg.Upstreams))
+	for name := range cfg.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p, err := upstream.NewPool(name, cfg.Upstreams[name], deps.Registry)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("build snapshot: upstreams.%s: %w", name, err)
+		}
+		s.pools[name] = p
+	}
+
+	rules := make([]router.Rule, len(cfg.Routes))
+	s.routes = make([]*Route, len(cfg.Routes))
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		rules[i] = ruleFor(rc)
+		rt, err := s.buildRoute(rc, deps.Logger)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("build snapshot: routes[%d] (%s): %w", i, rc.Name, err)
+		}
+		s.routes[i] = rt
+	}
+	r, err := router.New(rules)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("build snapshot: %w", err)
+	}
+	s.router = r
+	return s, nil
+}
+
+func ruleFor(rc *config.Route) router.Rule {
+	m := rc.Match
+	rule := router.Rule{
+		Host:       strings.ToLower(m.Host),
+		Path:       m.Path,
+		PathPrefix: m.PathPrefix,
+		PathRegex:  m.PathRegex,
+		Methods:    m.Methods,
+		Priority:   rc.Priority,
+	}
+	for _, h := range m.Headers {
+		rule.Headers = append(rule.Headers, router.ValueMatch{Name: h.Name, Value: h.Value, Regex: h.Regex, Present: h.Present})
+	}
+	for _, q := range m.Query {
+		rule.Query = append(rule.Query, router.ValueMatch{Name: q.Name, Value: q.Value, Regex: q.Regex, Present: q.Present})
+	}
+	return rule
+}
+
+func (s *Snapshot) buildRoute(rc *config.Route, log *slog.Logger) (*Route, error) {
+	rt := &Route{Name: rc.Name, cfg: rc}
+	switch {
+	case rc.Redirect != nil:
+		rt.Kind = "redirect"
+		rt.handler = redirectHandler(rc.Redirect, rc.ResponseHeaders)
+	case rc.DirectResponse != nil:
+		rt.Kind = "direct"
+		rt.handler = directHandler(rc.DirectResponse, rc.ResponseHeaders)
+	default:
+		rt.Kind = "proxy"
+		backends := make([]proxy.Backend, 0, len(rc.Backends))
+		for _, b := range rc.Backends {
+			p, ok := s.pools[b.Upstream]
+			if !ok {
+				return nil, fmt.Errorf("unknown upstream %q", b.Upstream)
+			}
+			w := 1
+			if b.Weight != nil {
+				w = *b.Weight
+			}
+			backends = append(backends, proxy.Backend{Pool: p, Weight: w})
+		}
+		attempts := 1
+		if rc.Retries.Attempts != nil {
+			attempts = *rc.Retries.Attempts
+		}
+		retryOn, err := proxy.ParseRetryOn(rc.Retries.On)
+		if err != nil {
+			return nil, err
+		}
+		h, err := proxy.New(proxy.Options{
+			Route:           rc.Name,
+			Backends:        backends,
+			Timeout:         rc.Timeout.D(),
+			TryTimeout:      rc.TryTimeout.D(),
+			Attempts:        attempts,
+			RetryOn:         retryOn,
+			RetryStatuses:   rc.Retries.Statuses,
+			RequestHeaders:  rc.RequestHeaders,
+			ResponseHeaders: rc.ResponseHeaders,
+			Logger:          log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		rw, err := newRewriter(rc)
+		if err != nil {
+			return nil, err
+		}
+		rt.handler = rw.wrap(h)
+	}
+	return rt, nil
+}
+
+// Start starts the pools' health checks and DNS re-resolution.
+func (s *Snapshot) Start(ctx context.Context) {
+	for _, p := range s.pools {
+		p.Start(ctx)
+	}
+}
+
+// Close stops the snapshot's goroutines. Requests still running on it
+// finish normally: connections belong to the registry's shared transports.
+func (s *Snapshot) Close() {
+	for _, p := range s.pools {
+		p.Close()
+	}
+}
+
+// Config returns the config the snapshot was built from. Callers must not
+// modify it.
+func (s *Snapshot) Config() *config.Config { return s.cfg }
+
+// Trusted returns the trusted proxy prefixes.
+func (s *Snapshot) Trusted() []netip.Prefix { return s.trusted }
+
+// Built returns when the snapshot was built.
+func (s *Snapshot) Built() time.Time { return s.built }
+
+// ServeHTTP routes r and runs the route's handler. The caller (the front
+// handler) has put a request.Info in the context and cleaned the path.
+func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	i := s.router.Match(r)
+	if i < 0 {
+		proxy.WriteError(w, r, http.StatusNotFound, "no route matches the request")
+		return
+	}
+	rt := s.routes[i]
+	if info := request.FromContext(r.Context()); info != nil {
+		info.Route = rt.Name
+	}
+	rt.handler.ServeHTTP(w, r)
+}
+
+// RouteStatus is one route as the admin API shows it.
+type RouteStatus struct {
+	Name     string           `json:"name"`
+	Kind     string           `json:"kind"`
+	Priority int              `json:"priority"`
+	Match    config.Match     `json:"match"`
+	Backends []config.Backend `json:"backends,omitempty"`
+	Status   string           `json:"status"`
+}
+
+// Routes lists the compiled routes in config order.
+func (s *Snapshot) Routes() []RouteStatus {
+	out := make([]RouteStatus, len(s.routes))
+	for i, rt := range s.routes {
+		out[i] = RouteStatus{
+			Name:     rt.Name,
+			Kind:     rt.Kind,
+			Priority: rt.cfg.Priority,
+			Match:    rt.cfg.Match,
+			Backends: rt.cfg.Backends,
+			Status:   "ok",
+		}
+	}
+	return out
+}
+
+// ParsePrefixes parses CIDRs or single IPs ("10.0.0.0/8", "192.0.2.1").
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
