@@ -196,12 +196,14 @@ routes:
 	var failed, total atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	// 200 req/s: 4 workers, one request each every 20 ms.
-	for w := 0; w < 4; w++ {
+	// 200 req/s from one client, one request every 5 ms. One at a time, so
+	// "failed attempts before ejection" is exact: with concurrent clients a
+	// try already on its way when the endpoint is ejected would count too.
+	for w := 0; w < 1; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(20 * time.Millisecond)
+			tick := time.NewTicker(5 * time.Millisecond)
 			defer tick.Stop()
 			for {
 				select {
@@ -469,6 +471,7 @@ func TestBadInputNeverReachesUpstream(t *testing.T) {
 	ta := startApp(t, fmt.Sprintf(`
 listen: [{addr: "127.0.0.1:0", max_header_bytes: 8192}]
 admin: {addr: "127.0.0.1:0"}
+shutdown: {drain_delay: 0s}
 access_log: {disabled: true}
 upstreams:
   app: {endpoints: [%q]}
@@ -547,6 +550,7 @@ func TestAdminAPI(t *testing.T) {
 	ta := startApp(t, fmt.Sprintf(`
 listen: [{addr: "127.0.0.1:0"}]
 admin: {addr: "127.0.0.1:0", token: s3cret-admin-token}
+shutdown: {drain_delay: 0s}
 access_log: {disabled: true}
 tracing: {endpoint: "http://127.0.0.1:1/v1/traces", headers: {api-key: tracing-secret}}
 upstreams:
@@ -612,5 +616,109 @@ routes:
 				}
 			}
 		})
+	}
+}
+
+// TestProxyProtocolListener: a trusted load balancer's PROXY header sets
+// the client address the upstream sees; an untrusted peer's is refused.
+func TestProxyProtocolListener(t *testing.T) {
+	var xff atomic.Value
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		xff.Store(r.Header.Get("X-Forwarded-For"))
+	}))
+	defer up.Close()
+	cfg := func(trusted string) string {
+		return fmt.Sprintf(`
+listen: [{addr: "127.0.0.1:0", proxy_protocol: {trusted: [%q], timeout: 500ms}}]
+admin: {addr: "127.0.0.1:0"}
+shutdown: {drain_delay: 0s}
+access_log: {disabled: true}
+upstreams:
+  app: {endpoints: [%q]}
+routes:
+  - name: all
+    backends: [{upstream: app}]
+`, trusted, up.Listener.Addr().String())
+	}
+	send := func(t *testing.T, base, head string) string {
+		t.Helper()
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, head+"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return strings.TrimSpace(line)
+	}
+
+	trusted := startApp(t, cfg("127.0.0.1/32"))
+	if got := send(t, trusted.base, "PROXY TCP4 203.0.113.7 192.0.2.1 51000 443\r\n"); got != "HTTP/1.1 200 OK" {
+		t.Fatalf("trusted peer with PROXY header: got %q, want 200", got)
+	}
+	if got := xff.Load(); got != "203.0.113.7" {
+		t.Errorf("X-Forwarded-For from a PROXY header: got %q, want %q", got, "203.0.113.7")
+	}
+	if got := send(t, trusted.base, ""); strings.HasPrefix(got, "HTTP/1.1 200") {
+		t.Errorf("trusted peer without PROXY header: got %q, want the connection refused", got)
+	}
+
+	untrusted := startApp(t, cfg("192.0.2.0/24"))
+	if got := send(t, untrusted.base, "PROXY TCP4 203.0.113.7 192.0.2.1 51000 443\r\n"); !strings.HasPrefix(got, "HTTP/1.1 400") {
+		t.Errorf("untrusted peer sending a PROXY header: got %q, want 400", got)
+	}
+	if got := send(t, untrusted.base, ""); got != "HTTP/1.1 200 OK" {
+		t.Errorf("untrusted peer without header: got %q, want 200", got)
+	}
+	if got := xff.Load(); got != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For from an untrusted peer: got %q, want its socket address", got)
+	}
+}
+
+// TestWatchReloads: with reload.watch on, editing the file reloads it.
+func TestWatchReloads(t *testing.T) {
+	cfg := func(body string) string {
+		return testListeners + fmt.Sprintf(`
+reload: {watch: true, watch_interval: 50ms}
+routes:
+  - name: hello
+    direct_response: {status: 200, body: %q}
+`, body)
+	}
+	ta := startApp(t, cfg("one"))
+	get := func() string {
+		resp, err := http.Get(ta.base + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get(); got != "one" {
+		t.Fatalf("before the edit: got %q, want %q", got, "one")
+	}
+	writeFile(t, ta.path, cfg("two"))
+	deadline := time.Now().Add(5 * time.Second)
+	for get() != "two" {
+		if time.Now().After(deadline) {
+			t.Fatalf("file change not picked up within 5s; last reload: %+v", ta.LastReload())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	writeFile(t, ta.path, "routes: [{name: broken}]\n")
+	deadline = time.Now().Add(5 * time.Second)
+	for ta.LastReload().OK {
+		if time.Now().After(deadline) {
+			t.Fatal("broken file change not reported within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := get(); got != "two" {
+		t.Errorf("after a broken edit: got %q, want the old config's %q", got, "two")
 	}
 }

@@ -433,3 +433,26 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("got %v, want an error wrapping os.ErrNotExist", err)
 	}
 }
+
+func TestDrainDelayExplicitZero(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want time.Duration
+	}{
+		{"absent takes the default", "shutdown: {grace: 10s}\n", 5 * time.Second},
+		{"explicit zero means none", "shutdown: {drain_delay: 0s}\n", 0},
+		{"explicit value", "shutdown: {drain_delay: 2s}\n", 2 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.yaml), "t.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Shutdown.DrainDelay.D(); got != tc.want {
+				t.Errorf("drain_delay: got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -60,7 +60,12 @@ func (c *Config) ApplyDefaults() {
 	setFloat(&c.Tracing.Sample, 1)
 	setString(&c.Tracing.ServiceName, DefaultServiceName)
 	setDuration(&c.Reload.WatchInterval, 2*time.Second)
-	setDuration(&c.Shutdown.DrainDelay, 5*time.Second)
+	// An explicit "drain_delay: 0s" means no delay (development, or a
+	// load balancer that already stopped sending); only an absent key takes
+	// the default.
+	if _, set := c.lines["shutdown.drain_delay"]; !set {
+		setDuration(&c.Shutdown.DrainDelay, 5*time.Second)
+	}
 	setDuration(&c.Shutdown.Grace, 30*time.Second)
 }
 

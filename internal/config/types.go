@@ -439,8 +439,8 @@ type Reload struct {
 // Shutdown configures the graceful stop on SIGTERM or SIGINT.
 type Shutdown struct {
 	// DrainDelay is how long /readyz fails before listeners stop accepting,
-	// so load balancers stop sending. Default: 5s. Zero: the default (write
-	// "1ms" for practically none).
+	// so load balancers stop sending. Default: 5s. An explicit 0s: no
+	// delay.
 	DrainDelay Duration `yaml:"drain_delay" json:"drain_delay"`
 	// Grace bounds the wait for in-flight requests (streams included) after
 	// listeners close; then connections are cut. Default: 30s. Zero: the

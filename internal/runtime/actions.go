@@ -10,6 +10,7 @@ import (
 
 	"torii/internal/config"
 	"torii/internal/request"
+	"torii/internal/router"
 )
 
 // applyHeaderOps edits h in the documented order: remove, set, add.
@@ -93,15 +94,22 @@ func directHandler(d *config.DirectResponse, respOps config.HeaderOps) http.Hand
 		ctype = "text/plain; charset=utf-8"
 	}
 	clen := strconv.Itoa(len(body))
+	if !bodyAllowed(d.Status) {
+		// No content, so nothing to describe: RFC 9110 §8.6 forbids
+		// Content-Length in a 204, and a 304 has no body of its own.
+		body, ctype, clen = nil, "", ""
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		if ctype != "" {
 			h.Set("Content-Type", ctype)
 		}
-		h.Set("Content-Length", clen)
+		if clen != "" {
+			h.Set("Content-Length", clen)
+		}
 		applyHeaderOps(h, respOps)
 		w.WriteHeader(d.Status)
-		if r.Method != http.MethodHead && bodyAllowed(d.Status) {
+		if r.Method != http.MethodHead && len(body) > 0 {
 			w.Write(body)
 		}
 	})
@@ -152,6 +160,12 @@ func (rw *rewriter) wrap(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := rw.rewrite(r.URL.EscapedPath())
+		// The config's paths may hold bytes a path must escape ("/café");
+		// clean the result so they are escaped and an encoded "%2F" from
+		// the request is not decoded into a separator on the way out.
+		if c, err := router.CleanPath(p); err == nil {
+			p = c
+		}
 		if p != r.URL.EscapedPath() {
 			r2 := r.Clone(r.Context())
 			SetEscapedPath(r2.URL, p)
