@@ -174,8 +174,8 @@ func (s *server) routes(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) upstreams(w http.ResponseWriter, r *http.Request) {
 	type upstreamView struct {
-		Name      string                     `json:"name"`
-		Balance   string                     `json:"balance"`
+		Name      string                    `json:"name"`
+		Balance   string                    `json:"balance"`
 		Endpoints []upstream.EndpointStatus `json:"endpoints"`
 	}
 	cfg := s.Backend.Snapshot().Config()
