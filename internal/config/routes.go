@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"torii/internal/router"
 )
 
 // maxBackendWeight caps a backend's weight so a route's total cannot
@@ -179,6 +181,8 @@ func (v *checker) absPath(path, s string) {
 		v.addf(path, "must start with \"/\", got %q", s)
 	} else if hasControl(s) {
 		v.addf(path, "must not contain control characters")
+	} else if err := router.CheckRulePath(s); err != nil {
+		v.addf(path, "%s", strings.TrimPrefix(err.Error(), router.ErrInvalidPath.Error()+": "))
 	}
 }
 

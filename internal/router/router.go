@@ -424,6 +424,14 @@ func ruleHost(host string) (string, error) {
 	return h, err
 }
 
+// CheckRulePath reports why p cannot be a rule's path or path prefix, or
+// nil. internal/config calls it so `torii validate` catches what New would
+// refuse.
+func CheckRulePath(p string) error {
+	_, err := rulePath(p)
+	return err
+}
+
 // rulePath cleans a rule's path or prefix. Differences of encoding alone
 // ("%7e" for "~", "é" for "%C3%A9") are normalised silently; dot segments
 // or repeated slashes are refused, since "/v1/../" would quietly match far

@@ -230,10 +230,8 @@ func SetEscapedPath(u *url.URL, escaped string) {
 		u.Path, u.RawPath = escaped, ""
 		return
 	}
-	u.Path = dec
-	if dec == escaped {
-		u.RawPath = ""
-	} else {
-		u.RawPath = escaped
-	}
+	// Keep the exact escaped form: url.URL.EscapedPath returns RawPath when
+	// it is a valid encoding of Path, so the upstream sees byte for byte the
+	// path the router matched, not net/url's own re-escaping of it.
+	u.Path, u.RawPath = dec, escaped
 }
