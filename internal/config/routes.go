@@ -125,8 +125,8 @@ func (v *checker) match(p string, m *Match) {
 	if count(m.Path != "", m.PathPrefix != "", m.PathRegex != "") > 1 {
 		v.addf(p, "set at most one of path, path_prefix and path_regex")
 	}
-	v.absPath(p+".path", m.Path)
-	v.absPath(p+".path_prefix", m.PathPrefix)
+	v.matchPath(p+".path", m.Path)
+	v.matchPath(p+".path_prefix", m.PathPrefix)
 	if m.PathRegex != "" {
 		v.regex(p+".path_regex", m.PathRegex)
 	}
@@ -181,7 +181,19 @@ func (v *checker) absPath(path, s string) {
 		v.addf(path, "must start with \"/\", got %q", s)
 	} else if hasControl(s) {
 		v.addf(path, "must not contain control characters")
-	} else if err := router.CheckRulePath(s); err != nil {
+	}
+}
+
+// matchPath checks a match path or prefix as absPath does, then as the
+// router will compile it, so `torii validate` catches what a reload would
+// refuse.
+func (v *checker) matchPath(path, s string) {
+	before := len(v.probs)
+	v.absPath(path, s)
+	if s == "" || len(v.probs) > before {
+		return
+	}
+	if err := router.CheckRulePath(s); err != nil {
 		v.addf(path, "%s", strings.TrimPrefix(err.Error(), router.ErrInvalidPath.Error()+": "))
 	}
 }
