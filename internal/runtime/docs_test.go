@@ -1,4 +1,4 @@
-package config
+package runtime
 
 import (
 	"bufio"
@@ -7,10 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"torii/internal/config"
+	"torii/internal/upstream"
 )
 
-// TestDocsExamples parses every ```yaml block in docs/*.md and README.md:
-// such blocks are complete configs and must be valid. Fragments of a config
+// TestDocsExamples parses and builds every ```yaml block in docs/*.md and
+// README.md: such blocks are complete configs and must be valid and build
+// into a snapshot (CoreDNS runs its READMEs as tests). Fragments of a config
 // use another fence, ```yaml-fragment, and are not checked.
 func TestDocsExamples(t *testing.T) {
 	files, err := filepath.Glob("../../docs/*.md")
@@ -29,9 +33,17 @@ func TestDocsExamples(t *testing.T) {
 		name := strings.TrimPrefix(file, "../../")
 		for _, b := range yamlBlocks(data) {
 			found++
-			if _, err := Parse(b.text, name); err != nil {
+			cfg, err := config.Parse(b.text, name)
+			if err != nil {
 				t.Errorf("%s: the yaml block starting on line %d is not a valid config (fence a fragment as ```yaml-fragment):\n%v", name, b.line, err)
+				continue
 			}
+			snap, err := Build(cfg, Deps{Registry: upstream.NewRegistry(upstream.Options{})})
+			if err != nil {
+				t.Errorf("%s: the yaml block starting on line %d does not build: %v", name, b.line, err)
+				continue
+			}
+			snap.Close()
 		}
 	}
 	if found == 0 {
