@@ -1,0 +1,200 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"torii/internal/config"
+	"torii/internal/runtime"
+	"torii/internal/upstream"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from the current output")
+
+// backend is a real snapshot and registry behind the Backend interface,
+// with a fixed reload history so responses are stable.
+type backend struct {
+	snap     *runtime.Snapshot
+	registry *upstream.Registry
+	ready    bool
+	reloads  int
+	reload   error
+}
+
+func (b *backend) Snapshot() *runtime.Snapshot { return b.snap }
+func (b *backend) Ready() bool                 { return b.ready }
+func (b *backend) Reload(context.Context) error {
+	b.reloads++
+	return b.reload
+}
+func (b *backend) Endpoints() []upstream.EndpointStatus { return b.registry.Status() }
+func (b *backend) LastReload() ReloadStatus {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	return ReloadStatus{OK: true, At: at, LastSuccess: at}
+}
+
+const goldenConfig = `
+admin: {addr: "127.0.0.1:9901", token: admin-secret}
+tracing: {endpoint: "http://user:pass@127.0.0.1:4318/v1/traces", headers: {x-api-key: trace-secret}}
+upstreams:
+  monolith:
+    endpoints: ["127.0.0.1:8001", {addr: "127.0.0.1:8002", weight: 3}]
+    balance: least_request
+  listing: {endpoints: ["127.0.0.1:8003"]}
+routes:
+  - name: items
+    match: {host: api.example.com, path_prefix: /v1/items, methods: [GET, POST]}
+    backends: [{upstream: listing}]
+  - name: monolith
+    backends: [{upstream: monolith}]
+  - name: old
+    match: {path: /old}
+    redirect: {path: /new, status: 308}
+`
+
+func newTestServer(t *testing.T) (*backend, http.Handler) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(goldenConfig), "golden.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := upstream.NewRegistry(upstream.Options{})
+	snap, err := runtime.Build(cfg, runtime.Deps{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(snap.Close)
+	b := &backend{snap: snap, registry: reg, ready: true}
+	return b, New(Options{Backend: b, Gatherer: prometheus.NewRegistry()})
+}
+
+func serve(h http.Handler, method, target string, header map[string]string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, nil)
+	req.Host = "127.0.0.1:9901"
+	for k, v := range header {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestGolden compares the JSON API's answers with testdata/*.golden.json;
+// run with -update to rewrite them after a deliberate change.
+func TestGolden(t *testing.T) {
+	_, h := newTestServer(t)
+	tests := []struct{ name, path string }{
+		{"config", "/api/v1/config"},
+		{"routes", "/api/v1/routes"},
+		{"upstreams", "/api/v1/upstreams"},
+		{"reload", "/api/v1/reload"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := serve(h, "GET", tc.path, nil)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("GET %s: got %d, want 200: %s", tc.path, rec.Code, rec.Body)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type: got %q, want application/json", ct)
+			}
+			golden := filepath.Join("testdata", tc.name+".golden.json")
+			if *update {
+				if err := os.WriteFile(golden, rec.Body.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("read golden (run with -update to create it): %v", err)
+			}
+			if got := rec.Body.String(); got != string(want) {
+				t.Errorf("GET %s: got\n%s\nwant (%s)\n%s", tc.path, got, golden, want)
+			}
+		})
+	}
+}
+
+func TestConfigRedacted(t *testing.T) {
+	_, h := newTestServer(t)
+	body := serve(h, "GET", "/api/v1/config", nil).Body.String()
+	for _, secret := range []string{"admin-secret", "trace-secret", "pass@"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("GET /api/v1/config leaks %q:\n%s", secret, body)
+		}
+	}
+}
+
+func TestGuards(t *testing.T) {
+	auth := "Bearer admin-secret"
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		header     map[string]string
+		reloadErr  error
+		wantStatus int
+		wantReload bool
+	}{
+		{"loopback host reads", "GET", "/api/v1/routes", nil, nil, 200, false},
+		{"localhost reads", "GET", "/api/v1/routes", map[string]string{"Host": "localhost:9901"}, nil, 200, false},
+		{"IPv6 loopback reads", "GET", "/api/v1/routes", map[string]string{"Host": "[::1]:9901"}, nil, 200, false},
+		{"rebinding name refused", "GET", "/api/v1/routes", map[string]string{"Host": "attacker.example"}, nil, 421, false},
+		{"rebinding name refused on POST", "POST", "/api/v1/reload", map[string]string{"Host": "attacker.example", "Authorization": auth}, nil, 421, false},
+		{"POST without token", "POST", "/api/v1/reload", nil, nil, 401, false},
+		{"POST with lower-case scheme", "POST", "/api/v1/reload", map[string]string{"Authorization": "bearer admin-secret"}, nil, 200, true},
+		{"POST with a prefix of the token", "POST", "/api/v1/reload", map[string]string{"Authorization": "Bearer admin"}, nil, 401, false},
+		{"cross-site fetch", "POST", "/api/v1/reload", map[string]string{"Authorization": auth, "Sec-Fetch-Site": "cross-site"}, nil, 403, false},
+		{"same-site fetch", "POST", "/api/v1/reload", map[string]string{"Authorization": auth, "Sec-Fetch-Site": "same-site"}, nil, 403, false},
+		{"foreign Origin", "POST", "/api/v1/reload", map[string]string{"Authorization": auth, "Origin": "https://evil.example"}, nil, 403, false},
+		{"same-origin fetch", "POST", "/api/v1/reload", map[string]string{"Authorization": auth, "Sec-Fetch-Site": "same-origin"}, nil, 200, true},
+		{"failed reload is 422", "POST", "/api/v1/reload", map[string]string{"Authorization": auth}, errors.New("reload: broken"), 422, true},
+		{"GET on reload reads status", "GET", "/api/v1/reload", nil, nil, 200, false},
+		{"unknown path", "GET", "/api/v1/nope", nil, nil, 404, false},
+		{"wrong method", "DELETE", "/api/v1/routes", map[string]string{"Authorization": auth}, nil, 405, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, h := newTestServer(t)
+			b.reload = tc.reloadErr
+			rec := serve(h, tc.method, tc.path, tc.header)
+			if rec.Code != tc.wantStatus {
+				t.Errorf("status: got %d, want %d; body %s", rec.Code, tc.wantStatus, rec.Body)
+			}
+			if got := b.reloads > 0; got != tc.wantReload {
+				t.Errorf("reload called: got %v, want %v", got, tc.wantReload)
+			}
+		})
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	b, h := newTestServer(t)
+	if got := serve(h, "GET", "/readyz", nil).Code; got != 200 {
+		t.Errorf("ready: got %d, want 200", got)
+	}
+	b.ready = false
+	rec := serve(h, "GET", "/readyz", nil)
+	if rec.Code != 503 {
+		t.Errorf("draining: got %d, want 503", rec.Code)
+	}
+	body, _ := io.ReadAll(rec.Body)
+	if !strings.Contains(string(body), "not ready") {
+		t.Errorf("draining body: got %s", body)
+	}
+}
