@@ -528,6 +528,9 @@ routes:
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-Id"); got == "" || got != (*lastHeaders.Load()).Get("X-Request-Id") {
+		t.Errorf("X-Request-Id on the response: got %q, want the ID the upstream saw", got)
+	}
 	h := lastHeaders.Load()
 	if h == nil {
 		t.Fatal("upstream saw no request")

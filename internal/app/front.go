@@ -36,6 +36,9 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info.Scheme = scheme(r, info.PeerTrusted)
 	info.ID = f.ids.requestID(r.Header.Get("X-Request-Id"))
 
+	// The client gets its request ID back so a report can quote it; error
+	// bodies carry it as "id" and the access log under "id".
+	w.Header()["X-Request-Id"] = []string{info.ID}
 	rec := &recorder{ResponseWriter: w}
 	done := f.app.metrics.InFlight()
 	defer func() {
