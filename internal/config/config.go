@@ -117,6 +117,9 @@ func (c *Config) Redacted() *Config {
 		out.Tracing.Headers[k] = redacted
 	}
 	out.Tracing.Endpoint = redactURL(out.Tracing.Endpoint)
+	if out.Redis != nil && out.Redis.Password != "" {
+		out.Redis.Password = redacted
+	}
 	return out
 }
 

@@ -47,6 +47,7 @@ func (c *Config) ApplyDefaults() {
 	if c.Admin.Addr == "" {
 		c.Admin.Addr = DefaultAdminAddr
 	}
+	c.applyRedisDefaults()
 	for _, u := range c.Upstreams {
 		if u != nil {
 			u.applyDefaults()
@@ -70,6 +71,8 @@ func (c *Config) ApplyDefaults() {
 }
 
 func (l *Listener) applyDefaults() {
+	l.applyTLSDefaults()
+	l.applyLimitDefaults()
 	setString(&l.Name, l.Addr)
 	setInt(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDuration(&l.Timeouts.ReadHeader, 10*time.Second)
@@ -81,6 +84,7 @@ func (l *Listener) applyDefaults() {
 }
 
 func (u *Upstream) applyDefaults() {
+	u.applyTLSDefaults()
 	for i := range u.Endpoints {
 		setInt(&u.Endpoints[i].Weight, 1)
 	}
@@ -107,6 +111,9 @@ func (u *Upstream) applyDefaults() {
 }
 
 func (r *Route) applyDefaults() {
+	r.applyAuthDefaults()
+	r.applyRateLimitDefaults()
+	r.applyLimitDefaults()
 	r.Match.Host = strings.ToLower(r.Match.Host)
 	for i, m := range r.Match.Methods {
 		r.Match.Methods[i] = strings.ToUpper(m)

@@ -20,6 +20,9 @@ func (v *checker) routes() {
 		p := "routes[" + strconv.Itoa(i) + "]"
 		r := &v.c.Routes[i]
 		v.routeName(p, r.Name, i, names)
+		v.routeAuth(p, r)
+		v.routeRateLimit(p, r)
+		v.routeLimits(p, r)
 		v.action(p, r)
 		v.backends(p, r.Backends)
 		v.match(p+".match", &r.Match)

@@ -29,6 +29,9 @@ type Config struct {
 	// Upstreams are the named backend pools, referenced by routes. Names
 	// use letters, digits, '-', '_' and '.'.
 	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams,omitempty"`
+	// Redis is the shared store of global rate limits. Nil: global rate
+	// limits are refused by validation.
+	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
 	// Routes are matched by the priority rule in docs/routing.md; the order
 	// here is only the final tie-break.
 	Routes []Route `yaml:"routes" json:"routes,omitempty"`
@@ -62,6 +65,17 @@ type Listener struct {
 	ProxyProtocol *ProxyProtocol `yaml:"proxy_protocol" json:"proxy_protocol,omitempty"`
 	// Timeouts bound each phase of a client connection.
 	Timeouts ListenerTimeouts `yaml:"timeouts" json:"timeouts"`
+	// TLS terminates TLS on this listener. Nil: plain HTTP.
+	TLS *ListenerTLS `yaml:"tls" json:"tls,omitempty"`
+	// HTTP2 configures HTTP/2 (over TLS by ALPN; cleartext with h2c).
+	HTTP2 HTTP2 `yaml:"http2" json:"http2"`
+	// MaxConnections caps open client connections; further connections
+	// are accepted and closed at once, counted in a metric. Default:
+	// 10000. -1: no cap.
+	MaxConnections int `yaml:"max_connections" json:"max_connections,omitempty"`
+	// MaxRequests caps concurrent requests on this listener; one more gets
+	// 503. Default: 0, meaning no cap.
+	MaxRequests int `yaml:"max_requests" json:"max_requests,omitempty"`
 	// MaxHeaderBytes is the largest request head (request line and headers)
 	// accepted, in bytes; larger heads get 431. Default: 65536 (64 KiB).
 	// Zero: the default.
@@ -129,6 +143,12 @@ type Upstream struct {
 	// DNSRefresh is how often host names in Endpoints are re-resolved.
 	// Default: 30s.
 	DNSRefresh Duration `yaml:"dns_refresh" json:"dns_refresh"`
+	// Protocol is how torii speaks to the endpoints: "http1" (default),
+	// "h2" (HTTP/2 over TLS; needs tls) or "h2c" (cleartext HTTP/2, e.g.
+	// for gRPC services).
+	Protocol string `yaml:"protocol" json:"protocol,omitempty"`
+	// TLS, when set, makes torii connect to the endpoints over TLS.
+	TLS *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
 	// Health configures active health checks. Nil: none; endpoints are
 	// healthy unless ejected by outlier detection.
 	Health *HealthCheck `yaml:"health" json:"health,omitempty"`
@@ -250,6 +270,13 @@ type Route struct {
 	// DirectResponse answers with a fixed status and body instead of
 	// forwarding (Envoy's direct_response).
 	DirectResponse *DirectResponse `yaml:"direct_response" json:"direct_response,omitempty"`
+	// Auth authenticates requests before anything else runs (after the
+	// request limits). Nil: none.
+	Auth *Auth `yaml:"auth" json:"auth,omitempty"`
+	// RateLimit limits the route's request rate. Nil: none.
+	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
+	// Limits are the route's request limits (body size).
+	Limits Limits `yaml:"limits" json:"limits"`
 	// StripPrefix removes this prefix from the path before forwarding, e.g.
 	// "/api" turns "/api/items" into "/items". Must be a prefix of the
 	// match's path_prefix ending on a segment boundary. Applied before

@@ -40,6 +40,12 @@ func (c *Config) check() Problems {
 	v := &checker{c: c}
 	v.durations(reflect.ValueOf(c).Elem(), "")
 	v.listeners()
+	for i := range c.Listen {
+		p := "listen[" + strconv.Itoa(i) + "]"
+		v.listenerTLS(p, &c.Listen[i])
+		v.listenerLimits(p, &c.Listen[i])
+	}
+	v.redis()
 	v.admin()
 	v.cidrs("trusted_proxies", c.TrustedProxies)
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
@@ -168,6 +174,7 @@ func (v *checker) cidrs(path string, list []string) {
 }
 
 func (v *checker) upstream(p, name string, u *Upstream) {
+	v.upstreamTLS(p, u)
 	if !validName(name) {
 		v.addf(p, "invalid upstream name %q; use letters, digits, '-', '_' and '.'", name)
 	}

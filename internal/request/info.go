@@ -42,6 +42,17 @@ type Info struct {
 	Status int
 	// BytesOut counts response body bytes written to the client.
 	BytesOut int64
+	// Claims are the verified JWT claims, when the route has auth.jwt.
+	// Later middleware (rate limits keyed on a claim) read them; nil
+	// otherwise.
+	Claims map[string]any
+	// TLS reports whether the client connection is TLS (HTTP/1.1 over a
+	// torii-terminated TLS listener has no r.TLS; this says it).
+	TLS bool
+	// GRPCStatus is the grpc-status the upstream returned ("0" OK, "14"
+	// UNAVAILABLE, ...), read from trailers or a trailers-only response;
+	// "" when the response is not gRPC.
+	GRPCStatus string
 	// Err is the failure that decided the response, if any. Its text goes
 	// to the log only, never to the client.
 	Err error
