@@ -725,3 +725,94 @@ routes:
 		t.Errorf("after a broken edit: got %q, want the old config's %q", got, "two")
 	}
 }
+
+// TestPathsAgree: the path torii routes on (and authenticates, since auth
+// runs on the matched route) is exactly the path the upstream receives,
+// for every encoding trick; ambiguous forms are refused, not guessed.
+func TestPathsAgree(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Seen", r.RequestURI)
+	}))
+	defer up.Close()
+	cfg := func(paths string) string {
+		return testListeners + paths + fmt.Sprintf(`
+upstreams:
+  echo: {endpoints: [%q]}
+routes:
+  - name: admin
+    match: {path_prefix: /admin}
+    direct_response: {status: 403, body: admin}
+  - name: moved
+    match: {path_prefix: /moved}
+    redirect: {scheme: https}
+  - name: public
+    backends: [{upstream: echo}]
+`, up.Listener.Addr().String())
+	}
+	send := func(t *testing.T, base, target string) (int, string, string) {
+		t.Helper()
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: gw.example\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("GET %s: %v", target, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("X-Seen"), resp.Header.Get("Location")
+	}
+	tests := []struct {
+		paths      string
+		target     string
+		wantStatus int
+		wantSeen   string // the upstream's request-target; "" when it must see nothing
+	}{
+		{"", "/public/x", 200, "/public/x"},
+		{"", "/public/../admin", 403, ""},
+		{"", "/public/%2e%2e/admin", 403, ""},
+		{"", "/public/%2E%2e/admin/", 403, ""},
+		{"", "//admin", 403, ""},
+		{"", "/./admin", 403, ""},
+		{"", "/public//x", 200, "/public/x"},
+		{"", "/pub%6Cic/x?q=1", 200, "/public/x?q=1"},
+		{"", "/public/%7euser", 200, "/public/~user"},
+		{"", "/public/a%3fb", 200, "/public/a%3Fb"},
+		{"", "/admin%2Fx", 400, ""},
+		{"", "/admin%2fx", 400, ""},
+		{"", "/admin%5Cx", 400, ""},
+		{"", `/admin\x`, 400, ""},
+		{"", "/admin;x", 400, ""},
+		{"", "/public;jsessionid=1/x", 400, ""},
+		{"paths: {encoded_slashes: keep, semicolons: keep}\n", "/admin%2fx", 200, "/admin%2Fx"},
+		{"paths: {encoded_slashes: keep, semicolons: keep}\n", "/admin;x", 200, "/admin;x"},
+		{"paths: {encoded_slashes: keep, semicolons: keep}\n", "/public/a%2Fb/../c", 200, "/public/c"},
+	}
+	apps := map[string]*testApp{}
+	for _, tc := range tests {
+		if apps[tc.paths] == nil {
+			apps[tc.paths] = startApp(t, cfg(tc.paths))
+		}
+	}
+	for _, tc := range tests {
+		t.Run(tc.paths+tc.target, func(t *testing.T) {
+			ta := apps[tc.paths]
+			status, seen, _ := send(t, ta.base, tc.target)
+			if status != tc.wantStatus || seen != tc.wantSeen {
+				t.Errorf("GET %s: got %d, upstream saw %q; want %d, %q", tc.target, status, seen, tc.wantStatus, tc.wantSeen)
+			}
+		})
+	}
+	// No open redirect: a path that looks like a network-path reference
+	// stays a path on the request's own host.
+	ta := apps[""]
+	for _, target := range []string{"//evil.example/moved", "/moved/..//evil.example", "/moved//evil.example/x"} {
+		status, _, loc := send(t, ta.base, target)
+		if status == 302 && !strings.HasPrefix(loc, "https://gw.example/") {
+			t.Errorf("GET %s: redirect to %q, want a path on https://gw.example/", target, loc)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package app
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"torii/internal/config"
 	"torii/internal/proxy"
 	"torii/internal/request"
 	"torii/internal/router"
@@ -70,10 +72,31 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		proxy.WriteError(rec, r, http.StatusBadRequest, "invalid request path")
 		return
 	}
+	if msg := ambiguousPath(clean, &snap.Config().Paths); msg != "" {
+		info.Err = errors.New("bad path: " + msg)
+		proxy.WriteError(rec, r, http.StatusBadRequest, msg)
+		return
+	}
 	if clean != escaped {
 		runtime.SetEscapedPath(r.URL, clean)
 	}
 	f.app.routed.Load().ServeHTTP(rec, r)
+}
+
+// ambiguousPath returns why a cleaned path is refused under the paths
+// config, or "". Upstreams disagree on encoded slashes (some decode "%2F"
+// into a separator) and on ";" parameters (Java servers strip them), so a
+// path carrying them could route past a rule that protects what the
+// upstream will actually serve ("/admin;x", "/admin%2Fx").
+func ambiguousPath(clean string, p *config.Paths) string {
+	if p.EncodedSlashes != config.PathKeep && strings.IndexByte(clean, '%') >= 0 &&
+		(strings.Contains(clean, "%2F") || strings.Contains(clean, "%5C")) {
+		return "encoded slash or backslash in path"
+	}
+	if p.Semicolons != config.PathKeep && strings.IndexByte(clean, ';') >= 0 {
+		return "semicolon in path"
+	}
+	return ""
 }
 
 // finish settles the status and reports the request to metrics and the

@@ -48,6 +48,7 @@ func (c *Config) ApplyDefaults() {
 		c.Admin.Addr = DefaultAdminAddr
 	}
 	c.applyRedisDefaults()
+	c.Paths.applyDefaults()
 	for _, u := range c.Upstreams {
 		if u != nil {
 			u.applyDefaults()

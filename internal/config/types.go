@@ -26,6 +26,8 @@ type Config struct {
 	// outside them has those headers replaced. Default: none, so every
 	// client's forwarded headers are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
+	// Paths says what to do with ambiguous request paths.
+	Paths Paths `yaml:"paths" json:"paths"`
 	// Upstreams are the named backend pools, referenced by routes. Names
 	// use letters, digits, '-', '_' and '.'.
 	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams,omitempty"`

@@ -46,6 +46,7 @@ func (c *Config) check() Problems {
 		v.listenerLimits(p, &c.Listen[i])
 	}
 	v.redis()
+	v.paths()
 	v.admin()
 	v.cidrs("trusted_proxies", c.TrustedProxies)
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {

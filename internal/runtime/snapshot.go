@@ -174,6 +174,11 @@ func (s *Snapshot) buildRoute(rc *config.Route, log *slog.Logger) (*Route, error
 		}
 		rt.handler = rw.wrap(h)
 	}
+	h, err := s.chain(rc, rt.handler)
+	if err != nil {
+		return nil, err
+	}
+	rt.handler = h
 	return rt, nil
 }
 
