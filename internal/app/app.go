@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +27,7 @@ import (
 	"torii/internal/accesslog"
 	"torii/internal/admin"
 	"torii/internal/config"
+	"torii/internal/proxy"
 	"torii/internal/proxyproto"
 	"torii/internal/runtime"
 	"torii/internal/telemetry"
@@ -49,6 +52,7 @@ type App struct {
 	opts     Options
 	logger   *slog.Logger
 	registry *upstream.Registry
+	tunnels  *proxy.Tunnels
 	prom     *prometheus.Registry
 	metrics  *telemetry.Metrics
 
@@ -86,7 +90,7 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{opts: opts, logger: opts.Logger}
+	a := &App{opts: opts, logger: opts.Logger, tunnels: &proxy.Tunnels{}}
 	a.registry = upstream.NewRegistry(upstream.Options{Resolver: opts.Resolver, Logger: opts.Logger})
 	a.prom = prometheus.NewRegistry()
 	a.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -94,11 +98,12 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create metrics: %w", err)
 	}
-	snap, err := runtime.Build(cfg, runtime.Deps{Registry: a.registry, Logger: a.logger})
+	snap, err := runtime.Build(cfg, a.deps())
 	if err != nil {
 		return nil, err
 	}
 	a.snap.Store(snap)
+	a.warn(cfg)
 	a.fileStamp, _ = stampOf(opts.ConfigPath)
 	now := time.Now()
 	a.lastReload = admin.ReloadStatus{OK: true, At: now, LastSuccess: now}
@@ -211,6 +216,21 @@ func (a *App) serve(srv *http.Server, ln net.Listener, name string) {
 	}()
 }
 
+// warn logs what a valid config still should not do in production.
+func (a *App) warn(cfg *config.Config) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
+		if t := cfg.Upstreams[name].TLS; t != nil && t.InsecureSkipVerify {
+			a.logger.Warn("upstream TLS certificates are not verified; use tls.ca instead of insecure_skip_verify outside tests",
+				"path", "upstreams."+name+".tls.insecure_skip_verify")
+		}
+	}
+}
+
+// deps are what every snapshot is built with.
+func (a *App) deps() runtime.Deps {
+	return runtime.Deps{Registry: a.registry, Logger: a.logger, Tunnels: a.tunnels}
+}
+
 // Run starts the app and serves until ctx ends, then shuts down
 // gracefully.
 func (a *App) Run(ctx context.Context) error {
@@ -248,6 +268,11 @@ func (a *App) Shutdown() error {
 		}()
 	}
 	wg.Wait()
+	// Upgraded connections (WebSocket) left net/http's tracking when they
+	// were hijacked: wait for them within the same grace, then close them.
+	if err := a.tunnels.Shutdown(ctx); err != nil {
+		a.logger.Warn("shutdown: grace period over, tunnels closed", "err", err)
+	}
 	if n := cut.Load(); n > 0 {
 		a.logger.Warn("shutdown: grace period over, connections cut", "servers", n)
 	}
@@ -302,7 +327,7 @@ func (a *App) reloadLocked() error {
 	if err := listenersChanged(old.Config(), cfg); err != nil {
 		return err
 	}
-	snap, err := runtime.Build(cfg, runtime.Deps{Registry: a.registry, Logger: a.logger})
+	snap, err := runtime.Build(cfg, a.deps())
 	if err != nil {
 		return err
 	}
@@ -314,6 +339,7 @@ func (a *App) reloadLocked() error {
 		snap.Start(a.runCtx)
 	}
 	a.snap.Store(snap)
+	a.warn(cfg)
 	// The old snapshot's requests keep running: closing it stops only its
 	// health checks and DNS refreshes; connections live in the registry.
 	old.Close()

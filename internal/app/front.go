@@ -102,13 +102,20 @@ func ambiguousPath(clean string, p *config.Paths) string {
 // finish settles the status and reports the request to metrics and the
 // access log.
 func (f *front) finish(rec *recorder, r *http.Request, info *request.Info) {
-	if info.Status != 499 {
+	switch info.Status {
+	case 499:
+		// The client left: the proxy knows, the writer does not.
+		info.BytesOut = rec.bytes
+	case http.StatusSwitchingProtocols:
+		// A tunnel (WebSocket): the proxy counted the bytes it relayed
+		// on the hijacked connection, which the writer never saw.
+	default:
 		info.Status = rec.status
 		if info.Status == 0 {
 			info.Status = http.StatusOK
 		}
+		info.BytesOut = rec.bytes
 	}
-	info.BytesOut = rec.bytes
 	dur := time.Since(info.Start)
 	f.app.metrics.Observe(info, dur)
 	if al := f.app.access.Load(); al != nil {

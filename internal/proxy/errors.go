@@ -37,8 +37,11 @@ var (
 	// ErrMethod means the method cannot be proxied (CONNECT). Status maps
 	// it to 405.
 	ErrMethod = errors.New("method not proxied")
-	// ErrUpgrade means an upstream answered 101 Switching Protocols
-	// although torii never forwards Upgrade. Status maps it to 502.
+	// ErrUpgrade means a protocol switch (RFC 9110 §7.8) failed: an
+	// upstream answered 101 Switching Protocols to a request that asked
+	// for no upgrade or switched to a protocol not asked for, the
+	// upstream speaks HTTP/2 (which has no Upgrade), or the client's
+	// connection could not be taken over. Status maps it to 502.
 	ErrUpgrade = errors.New("unexpected protocol switch")
 )
 

@@ -23,7 +23,7 @@ var hopHeaders = []string{
 	"Te",                  // re-added as "TE: trailers" when the client sent it
 	"Trailer",             // re-declared from the trailers actually relayed
 	"Transfer-Encoding",
-	"Upgrade",        // no WebSocket or h2c upgrades yet: never forwarded
+	"Upgrade",        // re-added for a valid upgrade request (never h2c)
 	"Http2-Settings", // RFC 9113 §3.1 (RFC 7540 §3.2.1): part of an h2c upgrade
 }
 
@@ -63,12 +63,21 @@ func hasToken(values []string, token string) bool {
 // The forwarded fields are set after the Connection-named fields are gone
 // and are computed from r.Header, not the copy, so "Connection:
 // X-Forwarded-For" can neither strip them nor the chain they extend.
-func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect bool) http.Header {
+// upgrade, when not "", is the protocol list of an upgrade request (see
+// upgradeProtocols), sent on with "Connection: Upgrade".
+func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect bool, upgrade string) http.Header {
 	out := r.Header.Clone()
 	if out == nil {
 		out = make(http.Header)
 	}
 	removeHopByHop(out)
+	if upgrade != "" {
+		// RFC 9110 §7.8: Upgrade is hop-by-hop, so the request asks this
+		// hop; torii passes the question on, and tunnels if the upstream
+		// agrees. Nothing else named in Connection goes with it.
+		out["Connection"] = []string{"Upgrade"}
+		out["Upgrade"] = []string{upgrade}
+	}
 	// RFC 9110 §10.1.4: "TE: trailers" says the client accepts trailers;
 	// gRPC needs it to reach the upstream.
 	if hasToken(r.Header["Te"], "trailers") {
@@ -225,6 +234,58 @@ func validName(s string) bool {
 		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
 		default:
 			return false
+		}
+	}
+	return true
+}
+
+// upgradeProtocols returns the protocols r asks to switch to (RFC 9110
+// §7.8), as a list for the Upgrade field, or "" when r is not an upgrade
+// request that torii forwards. That takes HTTP/1.1 (a server ignores
+// Upgrade in HTTP/1.0, and HTTP/2 has none: RFC 9113 §8.2.2), "upgrade"
+// in Connection, and well-formed protocols, none of them h2c: torii never
+// passes on a cleartext HTTP/2 upgrade, which RFC 9113 §3.1 retired.
+func upgradeProtocols(r *http.Request) string {
+	values := r.Header["Upgrade"]
+	if len(values) == 0 || r.ProtoMajor != 1 || r.ProtoMinor < 1 || !hasToken(r.Header["Connection"], "upgrade") {
+		return ""
+	}
+	n := 0
+	for _, v := range values {
+		for p := range strings.SplitSeq(v, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			name, version, versioned := strings.Cut(p, "/")
+			if !validName(name) || versioned && !validName(version) || strings.EqualFold(name, "h2c") {
+				return ""
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	if len(values) == 1 {
+		return values[0]
+	}
+	return strings.Join(values, ", ")
+}
+
+// upgradeAccepted reports whether the Upgrade field of a 101 response
+// names only protocols the request offered (RFC 9110 §7.8: the server
+// switches to one of them).
+func upgradeAccepted(offered string, res http.Header) bool {
+	values := res["Upgrade"]
+	if len(values) == 0 {
+		return false
+	}
+	for _, v := range values {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p != "" && !hasToken([]string{offered}, p) {
+				return false
+			}
 		}
 	}
 	return true

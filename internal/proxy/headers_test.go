@@ -230,8 +230,19 @@ func FuzzOutgoingHeader(f *testing.F) {
 			r.Header[http.CanonicalHeaderKey(name)] = append(r.Header[http.CanonicalHeaderKey(name)], value)
 		}
 		info := &request.Info{ID: "id-1", Scheme: "http", ClientIP: netip.MustParseAddr("192.0.2.10")}
-		out := h.outgoingHeader(r, info, false)
+		up := upgradeProtocols(r)
+		out := h.outgoingHeader(r, info, false, up)
 		for _, hop := range hopHeaders {
+			if up != "" && (hop == "Connection" || hop == "Upgrade") {
+				// An upgrade request keeps exactly these two (RFC 9110 §7.8).
+				if v := out.Values("Connection"); len(v) != 1 || v[0] != "Upgrade" {
+					t.Errorf("Connection of an upgrade: got %q, want only Upgrade", v)
+				}
+				if hasToken(out.Values("Upgrade"), "h2c") {
+					t.Errorf("Upgrade: got %q, want no h2c", out.Values("Upgrade"))
+				}
+				continue
+			}
 			if hop == "Te" {
 				if v := out.Values("Te"); len(v) > 0 && (len(v) != 1 || v[0] != "trailers") {
 					t.Errorf("Te: got %q, want only trailers", v)

@@ -72,6 +72,12 @@ type Options struct {
 	// Logger receives debug records of retried failures; the final error
 	// goes to request.Info.Err for the access log. Nil: discard.
 	Logger *slog.Logger
+	// Tunnels tracks the connections of proxied protocol switches
+	// (WebSocket), which net/http's Server no longer sees once they are
+	// hijacked, so shutdown can close them. Share one across every
+	// route's Handler and every reload. Nil: tunnels are not tracked;
+	// each ends when either side closes it.
+	Tunnels *Tunnels
 }
 
 // Handler forwards requests to a route's backends. It is safe for
@@ -89,6 +95,7 @@ type Handler struct {
 	reqOps        headerOps
 	resOps        headerOps
 	log           *slog.Logger
+	tunnels       *Tunnels // nil: untracked
 }
 
 // New checks o and builds its Handler. It has no side effects.
@@ -101,6 +108,7 @@ func New(o Options) (*Handler, error) {
 		retryOn:       o.RetryOn,
 		retryStatuses: slices.Clone(o.RetryStatuses),
 		log:           o.Logger,
+		tunnels:       o.Tunnels,
 	}
 	errorf := func(format string, args ...any) error {
 		return fmt.Errorf("build proxy for route %q: "+format, append([]any{o.Route}, args...)...)
@@ -166,9 +174,12 @@ func (h *Handler) retryStatus(status int) bool {
 }
 
 // ServeHTTP forwards r and relays the response. It fills the request.Info
-// in r's context (Upstream, Endpoint, Tries, Status, BytesOut, Err). When
-// the upstream fails after the response head was sent it aborts the
-// response with panic(http.ErrAbortHandler), as net/http expects.
+// in r's context (Upstream, Endpoint, Tries, Status, BytesOut, GRPCStatus,
+// Err). When the upstream fails after the response head was sent it
+// aborts the response with panic(http.ErrAbortHandler), as net/http
+// expects. A request that asks for a protocol switch the upstream grants
+// (101) becomes a tunnel: ServeHTTP hijacks the client's connection and
+// returns when either side closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := request.FromContext(r.Context())
 	if info == nil {
@@ -180,10 +191,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, info, fmt.Errorf("forward %s request: %w", r.Method, ErrMethod))
 		return
 	}
+	grpc := isGRPC(r.Header.Get("Content-Type"))
+	if grpc && r.ProtoMajor == 1 {
+		// gRPC streams both ways at once. HTTP/2 always allows it; an
+		// HTTP/1 server must be told, or it would stop reading the
+		// request body once the response begins.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
+	upgrade := upgradeProtocols(r)
 
 	// Read a replayable body before taking a slot, so a slow client does
 	// not hold the upstream's capacity while it uploads.
-	b, err := prepareBody(r, h.replay && idempotent(r.Method))
+	b, err := prepareBody(r, h.replay && idempotent(r.Method) && upgrade == "")
 	if err != nil {
 		fail(w, r, info, err)
 		return
@@ -191,6 +210,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	pool := h.pickPool()
 	info.Upstream = pool.Name()
+	if upgrade != "" && pool.Protocol() != upstream.ProtocolHTTP1 {
+		// HTTP/2 has no Upgrade: RFC 9113 §8.2.2 forbids the field.
+		fail(w, r, info, fmt.Errorf("forward upgrade to %q: upstream %q speaks %s: %w",
+			upgrade, pool.Name(), pool.Protocol(), ErrUpgrade))
+		return
+	}
 	if !pool.Acquire() {
 		fail(w, r, info, fmt.Errorf("forward to upstream %q: %w", pool.Name(), ErrAtCapacity))
 		return
@@ -200,13 +225,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	x := &exchange{
-		h:      h,
-		r:      r,
-		info:   info,
-		pool:   pool,
-		ctx:    ctx,
-		body:   b,
-		header: h.outgoingHeader(r, info, b.none || b.buffered),
+		h:       h,
+		r:       r,
+		info:    info,
+		pool:    pool,
+		ctx:     ctx,
+		body:    b,
+		grpc:    grpc,
+		upgrade: upgrade,
+		header:  h.outgoingHeader(r, info, b.none || b.buffered, upgrade),
 	}
 	x.tried = x.triedBuf[:0]
 	if h.timeout > 0 {
@@ -228,9 +255,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
-		// Upgrade is never forwarded, so a 101 is a broken upstream.
-		x.end(upstream.GatewayError)
-		fail(w, r, info, x.wrap(ErrUpgrade))
+		x.switchProtocols(w, res)
 		return
 	}
 	x.relay(w, res)
@@ -246,6 +271,8 @@ type exchange struct {
 	ctx      context.Context // r's context, canceled with ErrTimeout by deadline
 	deadline *time.Timer     // the route timeout; nil without one
 	body     body
+	grpc     bool        // the request is gRPC (application/grpc*)
+	upgrade  string      // the protocols the client asks to switch to; "" : none
 	header   http.Header // sent on every try; http.Transport never changes it
 
 	tried    []*upstream.Endpoint
@@ -293,7 +320,7 @@ func (x *exchange) forward() (*http.Response, error) {
 			}
 			return nil, err
 		}
-		if n < x.h.attempts && x.h.retryStatus(res.StatusCode) &&
+		if n < x.h.attempts && x.h.retryStatus(res.StatusCode) && x.upgrade == "" &&
 			idempotent(x.r.Method) && x.body.replayable() {
 			if ep, retry = x.next(); retry {
 				x.h.log.Debug("retrying status", "id", x.info.ID, "route", x.h.route, "try", n+1,
@@ -352,9 +379,14 @@ func (x *exchange) next() (*upstream.Endpoint, bool) {
 // mayRetry reports whether a try that failed as kind may be retried:
 // connect failures for any method (nothing was sent), resets and try
 // timeouts for idempotent methods only (RFC 9110 §9.2.2), and in every
-// case only when the whole body can be sent again.
+// case only when the whole body can be sent again. A gRPC call or an
+// upgrade is retried only when nothing of it was sent: a gRPC body streams
+// as it comes, and the upstream may have acted on the part it saw.
 func (x *exchange) mayRetry(kind failKind) bool {
 	on := x.h.retryOn
+	if (x.grpc || x.upgrade != "") && kind != failConnect {
+		return false
+	}
 	switch kind {
 	case failConnect:
 		return on&RetryConnectFailure != 0 && x.body.replayable()
@@ -374,7 +406,7 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 	}
 	out := x.r.WithContext(x.try.ctx)
 	u := *x.r.URL
-	u.Scheme, u.Host, u.User = "http", x.try.ep.Addr(), nil
+	u.Scheme, u.Host, u.User = x.pool.Scheme(), x.try.ep.Addr(), nil
 	out.URL = &u
 	out.Host = x.r.Host // the client's Host goes upstream unchanged
 	out.Header = x.header
@@ -458,11 +490,19 @@ func (x *exchange) relay(w http.ResponseWriter, res *http.Response) {
 	w.WriteHeader(res.StatusCode)
 	x.info.Status = res.StatusCode
 
-	// Streams (Server-Sent Events, bodies of unknown length) are flushed
-	// after every read so each piece reaches the client as it comes.
-	flush := res.ContentLength < 0 || isEventStream(res.Header.Get("Content-Type"))
+	// Streams (gRPC, Server-Sent Events, bodies of unknown length) are
+	// flushed after every read so each piece reaches the client as it
+	// comes.
+	contentType := res.Header.Get("Content-Type")
+	grpc := isGRPC(contentType)
+	flush := grpc || res.ContentLength < 0 || isEventStream(contentType)
 	rc := http.NewResponseController(w)
-	if flush {
+	// A gRPC "Trailers-Only" response carries grpc-status in its only
+	// HEADERS frame, which must end the stream; flushing the head early
+	// would send it without END_STREAM and a client would wait for
+	// trailers that never come.
+	trailersOnly := grpc && res.Header["Grpc-Status"] != nil
+	if flush && !trailersOnly {
 		rc.Flush()
 	}
 	bp := bufPool.Get().(*[]byte)
@@ -479,6 +519,9 @@ func (x *exchange) relay(w http.ResponseWriter, res *http.Response) {
 				}
 			}
 			if werr != nil {
+				if grpc {
+					x.info.GRPCStatus = grpcCanceled
+				}
 				x.info.Err = x.wrap(fmt.Errorf("write response body: %w (%v)", ErrClientGone, werr))
 				x.end(upstream.Canceled)
 				return
@@ -490,6 +533,9 @@ func (x *exchange) relay(w http.ResponseWriter, res *http.Response) {
 		if rerr != nil {
 			if x.r.Context().Err() != nil {
 				// The client left mid-body; the status stays the one sent.
+				if grpc {
+					x.info.GRPCStatus = grpcCanceled
+				}
 				x.info.Err = x.wrap(fmt.Errorf("relay response body: %w", ErrClientGone))
 				x.end(upstream.Canceled)
 				return
@@ -508,7 +554,26 @@ func (x *exchange) relay(w http.ResponseWriter, res *http.Response) {
 		}
 		dst[name] = values
 	}
+	if grpc {
+		// The status is in the trailers, or in the head of a
+		// Trailers-Only response.
+		x.info.GRPCStatus = res.Trailer.Get("Grpc-Status")
+		if x.info.GRPCStatus == "" {
+			x.info.GRPCStatus = res.Header.Get("Grpc-Status")
+		}
+	}
 	x.end(outcome(res.StatusCode))
+}
+
+// grpcCanceled is the gRPC status CANCELLED, recorded when the client
+// went away in the middle of a gRPC response.
+const grpcCanceled = "1"
+
+// isGRPC reports whether contentType is gRPC's: application/grpc, alone
+// or with a suffix (+proto, +json, -web...).
+func isGRPC(contentType string) bool {
+	const g = "application/grpc"
+	return len(contentType) >= len(g) && strings.EqualFold(contentType[:len(g)], g)
 }
 
 // isEventStream reports whether contentType is text/event-stream.

@@ -29,6 +29,9 @@ type Deps struct {
 	Registry *upstream.Registry
 	// Logger receives build and per-route logs. Default: slog.Default().
 	Logger *slog.Logger
+	// Tunnels tracks upgraded connections (WebSocket) across snapshots so
+	// shutdown can wait for and close them. Nil: not tracked.
+	Tunnels *proxy.Tunnels
 }
 
 // Snapshot is one compiled config. Safe for concurrent use.
@@ -87,7 +90,7 @@ func Build(cfg *config.Config, deps Deps) (*Snapshot, error) {
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		rules[i] = ruleFor(rc)
-		rt, err := s.buildRoute(rc, deps.Logger)
+		rt, err := s.buildRoute(rc, deps)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("build snapshot: routes[%d] (%s): %w", i, rc.Name, err)
@@ -122,7 +125,7 @@ func ruleFor(rc *config.Route) router.Rule {
 	return rule
 }
 
-func (s *Snapshot) buildRoute(rc *config.Route, log *slog.Logger) (*Route, error) {
+func (s *Snapshot) buildRoute(rc *config.Route, deps Deps) (*Route, error) {
 	rt := &Route{Name: rc.Name, cfg: rc}
 	switch {
 	case rc.Redirect != nil:
@@ -163,7 +166,8 @@ func (s *Snapshot) buildRoute(rc *config.Route, log *slog.Logger) (*Route, error
 			RetryStatuses:   rc.Retries.Statuses,
 			RequestHeaders:  rc.RequestHeaders,
 			ResponseHeaders: rc.ResponseHeaders,
-			Logger:          log,
+			Logger:          deps.Logger,
+			Tunnels:         deps.Tunnels,
 		})
 		if err != nil {
 			return nil, err

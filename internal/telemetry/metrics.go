@@ -32,6 +32,7 @@ const noneLabel = "none"
 // concurrent use.
 type Metrics struct {
 	requests *prometheus.CounterVec   // route, upstream, code
+	grpc     *prometheus.CounterVec   // route, upstream, grpc_code
 	duration *prometheus.HistogramVec // route
 	retries  *prometheus.CounterVec   // route, upstream
 	inFlight prometheus.Gauge
@@ -42,8 +43,8 @@ type Metrics struct {
 	reloadFailure prometheus.Counter
 
 	// series caches the resolved children of each (route, upstream,
-	// code) seen, so Observe does no label hashing after the first
-	// request of a combination. Keys: seriesKey; values: *series.
+	// code, gRPC code) seen, so Observe does no label hashing after the
+	// first request of a combination. Keys: seriesKey; values: *series.
 	series sync.Map
 	// inFlightDone is inFlight.Dec, bound once so InFlight does not
 	// allocate a closure per request.
@@ -54,6 +55,7 @@ type Metrics struct {
 type seriesKey struct {
 	route, upstream string
 	code            int
+	grpc            int // gRPC status code 0-16, grpcOther, or grpcNone
 }
 
 // series are the children of one seriesKey.
@@ -61,6 +63,7 @@ type series struct {
 	requests prometheus.Counter
 	retries  prometheus.Counter
 	duration prometheus.Observer
+	grpc     prometheus.Counter // nil when the key's grpc is grpcNone
 }
 
 // NewMetrics builds torii's collectors and registers them with reg, which
@@ -79,6 +82,10 @@ func NewMetrics(reg prometheus.Registerer, endpoints func() []upstream.EndpointS
 			Help:    "Time from the start of a request to the end of its response, by route.",
 			Buckets: DurationBuckets,
 		}, []string{"route"}),
+		grpc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "torii_grpc_requests_total",
+			Help: "gRPC requests served, by route, upstream of the last try and grpc-status name (OK, NOT_FOUND, ..., or other).",
+		}, []string{"route", "upstream", "grpc_code"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "torii_upstream_retries_total",
 			Help: "Retries to upstreams (tries after the first), by route and upstream of the last try.",
@@ -117,7 +124,7 @@ func NewMetrics(reg prometheus.Registerer, endpoints func() []upstream.EndpointS
 	buildInfo.Set(1)
 
 	collectors := []prometheus.Collector{
-		m.requests, m.duration, m.retries, m.inFlight,
+		m.requests, m.grpc, m.duration, m.retries, m.inFlight,
 		m.reloadOK, m.reloadTime, reloads, buildInfo,
 	}
 	if endpoints != nil {
@@ -139,12 +146,18 @@ func (m *Metrics) InFlight() (done func()) {
 }
 
 // Observe records a finished request: its count by route, upstream and
-// status, its duration, and its retries (info.Tries beyond the first).
-// The first request of each (route, upstream, status) combination creates
-// its series; later ones neither allocate nor hash labels.
+// status, its duration, its retries (info.Tries beyond the first), and,
+// for a gRPC request (info.GRPCStatus set), its count by grpc-status.
+// The first request of each (route, upstream, status, gRPC status)
+// combination creates its series; later ones neither allocate nor hash
+// labels.
 func (m *Metrics) Observe(info *request.Info, dur time.Duration) {
-	s := m.seriesFor(seriesKey{route: info.Route, upstream: info.Upstream, code: info.Status})
+	s := m.seriesFor(seriesKey{route: info.Route, upstream: info.Upstream, code: info.Status,
+		grpc: grpcCode(info.GRPCStatus)})
 	s.requests.Inc()
+	if s.grpc != nil {
+		s.grpc.Inc()
+	}
 	s.duration.Observe(dur.Seconds())
 	if info.Tries > 1 {
 		s.retries.Add(float64(info.Tries - 1))
@@ -161,6 +174,9 @@ func (m *Metrics) seriesFor(k seriesKey) *series {
 		requests: m.requests.WithLabelValues(route, up, codeLabel(k.code)),
 		retries:  m.retries.WithLabelValues(route, up),
 		duration: m.duration.WithLabelValues(route),
+	}
+	if k.grpc != grpcNone {
+		s.grpc = m.grpc.WithLabelValues(route, up, grpcCodeLabel(k.grpc))
 	}
 	// Two goroutines may race to build the same series; the children
 	// they resolved are the same, so either copy will do.
@@ -184,6 +200,9 @@ func (m *Metrics) ForgetRoutes(keep func(route string) bool) {
 		m.requests.DeleteLabelValues(route, up, codeLabel(k.code))
 		m.retries.DeleteLabelValues(route, up)
 		m.duration.DeleteLabelValues(route)
+		if k.grpc != grpcNone {
+			m.grpc.DeleteLabelValues(route, up, grpcCodeLabel(k.grpc))
+		}
 		return true
 	})
 }
@@ -217,6 +236,44 @@ func codeLabel(code int) string {
 		return "other"
 	}
 	return strconv.Itoa(code)
+}
+
+// grpcCodeNames are the canonical names of the gRPC status codes 0-16,
+// indexed by code (grpc/grpc doc/statuscodes.md).
+var grpcCodeNames = [...]string{
+	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+	"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+	"INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+}
+
+// Special values of seriesKey.grpc.
+const (
+	grpcNone  = -1 // not a gRPC request
+	grpcOther = -2 // a grpc-status that is not a known code
+)
+
+// grpcCode parses a grpc-status value into a seriesKey.grpc: "" is
+// grpcNone, a code 0-16 is itself, anything else grpcOther, so a
+// misbehaving upstream cannot mint series.
+func grpcCode(status string) int {
+	switch {
+	case status == "":
+		return grpcNone
+	case len(status) == 1 && '0' <= status[0] && status[0] <= '9':
+		return int(status[0] - '0')
+	case len(status) == 2 && status[0] == '1' && '0' <= status[1] && status[1] <= '6':
+		return 10 + int(status[1]-'0')
+	}
+	return grpcOther
+}
+
+// grpcCodeLabel returns the grpc_code label of a seriesKey.grpc.
+func grpcCodeLabel(code int) string {
+	if code < 0 || code >= len(grpcCodeNames) {
+		return "other"
+	}
+	return grpcCodeNames[code]
 }
 
 // Endpoint metric descriptions; see endpointCollector.

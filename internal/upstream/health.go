@@ -2,10 +2,10 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -88,23 +88,17 @@ func (h *healthSettings) passes(status int) bool {
 }
 
 // newHealthClient returns the client of a pool's active checks: the same
-// dialer settings as traffic, but its own small keep-alive pool, so checks
-// neither wait behind busy traffic connections nor hide a broken one. It
-// does not follow redirects: a 3xx is judged by expect_status.
-func newHealthClient(k transportKey) *http.Client {
-	d := &net.Dialer{Timeout: k.connectTimeout, KeepAlive: tcpKeepAlive}
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
+// protocol, TLS and dialer settings as traffic (tc is the TLS config k
+// describes), but its own small keep-alive pool, so checks neither wait
+// behind busy traffic connections nor hide a broken one. It does not
+// follow redirects: a 3xx is judged by expect_status.
+func newHealthClient(k transportKey, tc *tls.Config) *http.Client {
+	t := newTransport(k, tc)
+	t.MaxIdleConnsPerHost = 1
+	t.MaxConnsPerHost = 0
+	t.ExpectContinueTimeout = 0
 	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                  nil,
-			DialContext:            d.DialContext,
-			MaxIdleConnsPerHost:    1,
-			IdleConnTimeout:        k.idleTimeout,
-			Protocols:              &protocols,
-			DisableCompression:     true,
-			MaxResponseHeaderBytes: maxResponseHeaderBytes,
-		},
+		Transport:     t,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
@@ -155,7 +149,7 @@ func (p *Pool) probe(ctx context.Context, addr string) error {
 	h := p.s.health
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.Scheme()+"://"+addr+h.path, nil)
 	if err != nil {
 		return fmt.Errorf("health check %s: %w", addr, err)
 	}

@@ -35,7 +35,7 @@ func TestHealthThresholds(t *testing.T) {
 		Health:    &config.HealthCheck{Path: "/healthz", HealthyThreshold: 2, UnhealthyThreshold: 3},
 	}
 	p := newTestPool(t, "app", cfg, reg)
-	p.healthClient = newHealthClient(p.s.conn) // as Start would, without its loop
+	p.healthClient = newHealthClient(p.s.conn, p.s.tls) // as Start would, without its loop
 	e := endpoint(t, p, srv.addr())
 	for _, s := range steps {
 		srv.failing.Store(s.failing)
@@ -78,7 +78,7 @@ func TestHealthExpectStatus(t *testing.T) {
 				Health:    &config.HealthCheck{Path: "healthz", ExpectStatus: tt.expect},
 			}
 			p := newTestPool(t, "app", cfg, newTestRegistry(nil))
-			p.healthClient = newHealthClient(p.s.conn)
+			p.healthClient = newHealthClient(p.s.conn, p.s.tls)
 			err := p.probe(context.Background(), srv.addr())
 			if got := err == nil; got != tt.want {
 				t.Errorf("got pass %v (err %v), want %v", got, err, tt.want)
@@ -96,7 +96,7 @@ func TestPassingCheckEndsEjection(t *testing.T) {
 		Health:    &config.HealthCheck{Path: "/healthz"},
 	}
 	p := newTestPool(t, "app", cfg, reg)
-	p.healthClient = newHealthClient(p.s.conn)
+	p.healthClient = newHealthClient(p.s.conn, p.s.tls)
 	e := endpoint(t, p, srv.addr())
 
 	before := clock.Now().UnixNano()

@@ -12,6 +12,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -58,6 +59,7 @@ type settings struct {
 	minRetries   int64
 
 	conn transportKey
+	tls  *tls.Config // the TLS client config conn.tls describes; nil: cleartext
 }
 
 // endpointSpec is one configured endpoint, parsed.
@@ -107,7 +109,8 @@ type Pool struct {
 }
 
 // NewPool builds the pool for upstream name from a validated cfg. It has no
-// side effects: no goroutine, no DNS lookup, no connection. Zero values in
+// side effects: no goroutine, no DNS lookup, no connection; it only reads
+// the files of cfg.TLS. Zero values in
 // cfg take the defaults documented in internal/config. The pool takes
 // references in reg, released by Close.
 func NewPool(name string, cfg *config.Upstream, reg *Registry) (*Pool, error) {
@@ -149,7 +152,7 @@ func NewPool(name string, cfg *config.Upstream, reg *Registry) (*Pool, error) {
 	// Everything is parsed; only now take references, so a failed build
 	// leaves the registry untouched.
 	p.up = reg.acquireUpstream(name)
-	p.tr = reg.acquireTransport(s.conn)
+	p.tr = reg.acquireTransport(s.conn, s.tls)
 	var eps []*Endpoint
 	for _, wa := range p.addrs() {
 		eps = append(eps, p.newEndpoint(wa, reg.acquireEndpoint(p.up, wa.addr, wa.weight)))
@@ -177,6 +180,13 @@ func newSettings(name string, cfg *config.Upstream) (settings, error) {
 		},
 	}
 	s.maxEjection = max(s.maxEjection, s.baseEjection)
+	var err error
+	if s.conn.protocol, err = protocol(cfg); err != nil {
+		return s, err
+	}
+	if s.tls, s.conn.tls, err = clientTLS(cfg, s.conn.protocol); err != nil {
+		return s, err
+	}
 	if cfg.Health != nil {
 		h, err := newHealthSettings(cfg.Health)
 		if err != nil {
@@ -291,7 +301,7 @@ func (p *Pool) Start(ctx context.Context) {
 			e.st.healthy.Store(true)
 		}
 	} else {
-		p.healthClient = newHealthClient(p.s.conn)
+		p.healthClient = newHealthClient(p.s.conn, p.s.tls)
 		p.checks = make(map[string]context.CancelFunc)
 		for _, e := range p.set.Load().eps {
 			p.startCheckLocked(e)

@@ -3,6 +3,7 @@ package upstream
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
@@ -261,13 +262,13 @@ type sharedTransport struct {
 }
 
 // acquireTransport returns the cached transport for k, building it (which
-// opens nothing) on first use.
-func (r *Registry) acquireTransport(k transportKey) *sharedTransport {
+// opens nothing) on first use with tc, the TLS config k.tls describes.
+func (r *Registry) acquireTransport(k transportKey, tc *tls.Config) *sharedTransport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.transports[k]
 	if st == nil {
-		st = &sharedTransport{key: k, t: newTransport(k)}
+		st = &sharedTransport{key: k, t: newTransport(k, tc)}
 		r.transports[k] = st
 	}
 	st.refs++
