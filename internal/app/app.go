@@ -27,6 +27,8 @@ import (
 	"torii/internal/accesslog"
 	"torii/internal/admin"
 	"torii/internal/config"
+	"torii/internal/middleware/forwardauth"
+	"torii/internal/middleware/jwt"
 	"torii/internal/proxy"
 	"torii/internal/proxyproto"
 	"torii/internal/runtime"
@@ -45,6 +47,9 @@ type Options struct {
 	AccessLog io.Writer
 	// Resolver resolves upstream host names. Default: net.DefaultResolver.
 	Resolver upstream.Resolver
+	// JWKSClient fetches JWT key sets. Default: a client with a 10s
+	// timeout.
+	JWKSClient *http.Client
 }
 
 // App is one running torii.
@@ -53,6 +58,9 @@ type App struct {
 	logger   *slog.Logger
 	registry *upstream.Registry
 	tunnels  *proxy.Tunnels
+	jwtKeys  *jwt.Keys
+	fwdAuth  *http.Client
+	fwdStats *forwardauth.Metrics
 	prom     *prometheus.Registry
 	metrics  *telemetry.Metrics
 
@@ -98,6 +106,14 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create metrics: %w", err)
 	}
+	a.jwtKeys = jwt.NewKeys(jwt.KeysOptions{Logger: opts.Logger, Registerer: a.prom, Client: opts.JWKSClient})
+	a.fwdAuth = &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 5 * time.Second,
+	}}
+	a.fwdStats = forwardauth.NewMetrics(a.prom)
 	snap, err := runtime.Build(cfg, a.deps())
 	if err != nil {
 		return nil, err
@@ -228,7 +244,14 @@ func (a *App) warn(cfg *config.Config) {
 
 // deps are what every snapshot is built with.
 func (a *App) deps() runtime.Deps {
-	return runtime.Deps{Registry: a.registry, Logger: a.logger, Tunnels: a.tunnels}
+	return runtime.Deps{
+		Registry:           a.registry,
+		Logger:             a.logger,
+		Tunnels:            a.tunnels,
+		JWTKeys:            a.jwtKeys,
+		ForwardAuth:        a.fwdAuth,
+		ForwardAuthMetrics: a.fwdStats,
+	}
 }
 
 // Run starts the app and serves until ctx ends, then shuts down

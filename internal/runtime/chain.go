@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"fmt"
 	"net/http"
 
 	"torii/internal/config"
 	"torii/internal/middleware/bodylimit"
+	"torii/internal/middleware/forwardauth"
+	"torii/internal/middleware/jwt"
 )
 
 // The middleware order is fixed here and nowhere else: config switches a
@@ -28,6 +31,20 @@ func (s *Snapshot) chain(rc *config.Route, h http.Handler) (http.Handler, error)
 	var layers []func(http.Handler) http.Handler
 	if n := rc.Limits.MaxBodyBytes; n > 0 { // config defaults it; -1 is no limit
 		layers = append(layers, bodylimit.New(int64(n)))
+	}
+	if a := rc.Auth; a != nil && a.JWT != nil {
+		mw, err := jwt.New(rc.Name, a.JWT, s.deps.JWTKeys)
+		if err != nil {
+			return nil, fmt.Errorf("auth.jwt: %w", err)
+		}
+		layers = append(layers, mw)
+	}
+	if a := rc.Auth; a != nil && a.Forward != nil {
+		mw, err := forwardauth.New(rc.Name, a.Forward, s.deps.ForwardAuth, forwardauth.WithMetrics(s.deps.ForwardAuthMetrics))
+		if err != nil {
+			return nil, fmt.Errorf("auth.forward: %w", err)
+		}
+		layers = append(layers, mw)
 	}
 	// Wrap innermost first so layers[0] runs first.
 	for i := len(layers) - 1; i >= 0; i-- {

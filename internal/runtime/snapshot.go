@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"torii/internal/config"
+	"torii/internal/middleware/forwardauth"
+	"torii/internal/middleware/jwt"
 	"torii/internal/proxy"
 	"torii/internal/request"
 	"torii/internal/router"
@@ -29,6 +31,14 @@ type Deps struct {
 	Registry *upstream.Registry
 	// Logger receives build and per-route logs. Default: slog.Default().
 	Logger *slog.Logger
+	// JWTKeys caches the JWKS of every route's JWT issuer across
+	// snapshots. Required when a route has auth.jwt.
+	JWTKeys *jwt.Keys
+	// ForwardAuth is the client that calls forward-auth services, and
+	// ForwardAuthMetrics counts its outcomes. Required when a route has
+	// auth.forward.
+	ForwardAuth        *http.Client
+	ForwardAuthMetrics *forwardauth.Metrics
 	// Tunnels tracks upgraded connections (WebSocket) across snapshots so
 	// shutdown can wait for and close them. Nil: not tracked.
 	Tunnels *proxy.Tunnels
@@ -36,6 +46,7 @@ type Deps struct {
 
 // Snapshot is one compiled config. Safe for concurrent use.
 type Snapshot struct {
+	deps    Deps
 	cfg     *config.Config
 	router  *router.Router
 	routes  []*Route
@@ -63,7 +74,18 @@ func Build(cfg *config.Config, deps Deps) (*Snapshot, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	s := &Snapshot{cfg: cfg, pools: make(map[string]*upstream.Pool, len(cfg.Upstreams)), built: time.Now()}
+	// Tools that build a snapshot only to check it (tests, docs examples)
+	// get unexported stand-ins; the app passes shared, registered ones.
+	if deps.JWTKeys == nil {
+		deps.JWTKeys = jwt.NewKeys(jwt.KeysOptions{Logger: deps.Logger})
+	}
+	if deps.ForwardAuth == nil {
+		deps.ForwardAuth = &http.Client{}
+	}
+	if deps.ForwardAuthMetrics == nil {
+		deps.ForwardAuthMetrics = forwardauth.NewMetrics(nil)
+	}
+	s := &Snapshot{deps: deps, cfg: cfg, pools: make(map[string]*upstream.Pool, len(cfg.Upstreams)), built: time.Now()}
 
 	trusted, err := ParsePrefixes(cfg.TrustedProxies)
 	if err != nil {
