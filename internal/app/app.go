@@ -29,6 +29,7 @@ import (
 	"torii/internal/config"
 	"torii/internal/middleware/forwardauth"
 	"torii/internal/middleware/jwt"
+	"torii/internal/middleware/ratelimit"
 	"torii/internal/proxy"
 	"torii/internal/proxyproto"
 	"torii/internal/runtime"
@@ -61,6 +62,7 @@ type App struct {
 	jwtKeys  *jwt.Keys
 	fwdAuth  *http.Client
 	fwdStats *forwardauth.Metrics
+	limits   *ratelimit.Shared
 	prom     *prometheus.Registry
 	metrics  *telemetry.Metrics
 
@@ -114,6 +116,13 @@ func New(opts Options) (*App, error) {
 		TLSHandshakeTimeout: 5 * time.Second,
 	}}
 	a.fwdStats = forwardauth.NewMetrics(a.prom)
+	a.limits, err = ratelimit.NewShared(ratelimit.SharedOptions{Registerer: a.prom, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("create rate limits: %w", err)
+	}
+	if err := a.limits.SetRedis(cfg.Redis); err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
 	snap, err := runtime.Build(cfg, a.deps())
 	if err != nil {
 		return nil, err
@@ -251,6 +260,7 @@ func (a *App) deps() runtime.Deps {
 		JWTKeys:            a.jwtKeys,
 		ForwardAuth:        a.fwdAuth,
 		ForwardAuthMetrics: a.fwdStats,
+		RateLimits:         a.limits,
 	}
 }
 
@@ -315,6 +325,7 @@ func (a *App) Shutdown() error {
 	if a.accessFile != nil {
 		a.accessFile.Close()
 	}
+	a.limits.Close()
 	a.logger.Info("shutdown: done")
 	return nil
 }
@@ -359,6 +370,14 @@ func (a *App) reloadLocked() error {
 			snap.Close()
 			return err
 		}
+	}
+	// Switch Redis only once the new snapshot built, so a failed reload
+	// leaves the old config's Redis in place.
+	if err := a.limits.SetRedis(cfg.Redis); err != nil {
+		snap.Close()
+		return fmt.Errorf("reload: redis: %w", err)
+	}
+	if a.runCtx != nil {
 		snap.Start(a.runCtx)
 	}
 	a.snap.Store(snap)

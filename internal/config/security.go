@@ -129,7 +129,7 @@ type RateLimit struct {
 	Requests int `yaml:"requests" json:"requests"`
 	// Period is the rate's time unit. Default: 1s.
 	Period Duration `yaml:"period" json:"period,omitempty"`
-	// Burst is how many requests may arrive at once above the rate.
+	// Burst is how many requests a key may send at once after being idle.
 	// Default: equal to Requests.
 	Burst int `yaml:"burst" json:"burst,omitempty"`
 	// Key selects what is limited. Default: the client IP.

@@ -8,6 +8,7 @@ import (
 	"torii/internal/middleware/bodylimit"
 	"torii/internal/middleware/forwardauth"
 	"torii/internal/middleware/jwt"
+	"torii/internal/middleware/ratelimit"
 )
 
 // The middleware order is fixed here and nowhere else: config switches a
@@ -43,6 +44,13 @@ func (s *Snapshot) chain(rc *config.Route, h http.Handler) (http.Handler, error)
 		mw, err := forwardauth.New(rc.Name, a.Forward, s.deps.ForwardAuth, forwardauth.WithMetrics(s.deps.ForwardAuthMetrics))
 		if err != nil {
 			return nil, fmt.Errorf("auth.forward: %w", err)
+		}
+		layers = append(layers, mw)
+	}
+	if rl := rc.RateLimit; rl != nil {
+		mw, err := ratelimit.New(rc.Name, rl, s.deps.RateLimits)
+		if err != nil {
+			return nil, fmt.Errorf("rate_limit: %w", err)
 		}
 		layers = append(layers, mw)
 	}

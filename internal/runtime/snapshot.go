@@ -19,6 +19,7 @@ import (
 	"torii/internal/config"
 	"torii/internal/middleware/forwardauth"
 	"torii/internal/middleware/jwt"
+	"torii/internal/middleware/ratelimit"
 	"torii/internal/proxy"
 	"torii/internal/request"
 	"torii/internal/router"
@@ -39,6 +40,9 @@ type Deps struct {
 	// auth.forward.
 	ForwardAuth        *http.Client
 	ForwardAuthMetrics *forwardauth.Metrics
+	// RateLimits holds local limiter state and the Redis client across
+	// snapshots. Default: a private one without Redis.
+	RateLimits *ratelimit.Shared
 	// Tunnels tracks upgraded connections (WebSocket) across snapshots so
 	// shutdown can wait for and close them. Nil: not tracked.
 	Tunnels *proxy.Tunnels
@@ -84,6 +88,13 @@ func Build(cfg *config.Config, deps Deps) (*Snapshot, error) {
 	}
 	if deps.ForwardAuthMetrics == nil {
 		deps.ForwardAuthMetrics = forwardauth.NewMetrics(nil)
+	}
+	if deps.RateLimits == nil {
+		rl, err := ratelimit.NewShared(ratelimit.SharedOptions{Logger: deps.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("build snapshot: %w", err)
+		}
+		deps.RateLimits = rl
 	}
 	s := &Snapshot{deps: deps, cfg: cfg, pools: make(map[string]*upstream.Pool, len(cfg.Upstreams)), built: time.Now()}
 
