@@ -27,6 +27,7 @@ import (
 	"torii/internal/accesslog"
 	"torii/internal/admin"
 	"torii/internal/config"
+	"torii/internal/listener"
 	"torii/internal/middleware/forwardauth"
 	"torii/internal/middleware/jwt"
 	"torii/internal/middleware/ratelimit"
@@ -63,8 +64,10 @@ type App struct {
 	fwdAuth  *http.Client
 	fwdStats *forwardauth.Metrics
 	limits   *ratelimit.Shared
-	prom     *prometheus.Registry
-	metrics  *telemetry.Metrics
+
+	listenerMetrics *listener.Metrics
+	prom            *prometheus.Registry
+	metrics         *telemetry.Metrics
 
 	snap   atomic.Pointer[runtime.Snapshot]
 	access atomic.Pointer[accesslog.Logger]
@@ -83,6 +86,7 @@ type App struct {
 	lastReload  admin.ReloadStatus
 	accessFile  io.Closer
 	fileStamp   fileStamp
+	certs       []*atomic.Pointer[listener.Certs] // by listener index; nil for plain ones
 	servers     []*http.Server
 	listeners   []net.Listener
 	adminServer *http.Server
@@ -116,6 +120,10 @@ func New(opts Options) (*App, error) {
 		TLSHandshakeTimeout: 5 * time.Second,
 	}}
 	a.fwdStats = forwardauth.NewMetrics(a.prom)
+	a.listenerMetrics, err = listener.NewMetrics(a.prom)
+	if err != nil {
+		return nil, fmt.Errorf("create listener metrics: %w", err)
+	}
 	a.limits, err = ratelimit.NewShared(ratelimit.SharedOptions{Registerer: a.prom, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("create rate limits: %w", err)
@@ -147,6 +155,10 @@ func (a *App) Start(ctx context.Context) error {
 	snap := a.snap.Load()
 	cfg := snap.Config()
 
+	certs, err := loadCerts(cfg)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
 	var lns []net.Listener
 	closeAll := func() {
 		for _, ln := range lns {
@@ -184,9 +196,25 @@ func (a *App) Start(ctx context.Context) error {
 
 	f := &front{app: a, ids: newIDSource()}
 	errLog := slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)
+	a.certs = make([]*atomic.Pointer[listener.Certs], len(cfg.Listen))
 	for i, l := range cfg.Listen {
+		rec := a.listenerMetrics.Listener(l.Name)
+		opts := listener.Options{
+			H2C:            l.HTTP2.H2C,
+			MaxConnections: l.MaxConnections,
+			Metrics:        rec,
+			Logger:         a.logger,
+		}
+		if l.TLS != nil {
+			a.certs[i] = new(atomic.Pointer[listener.Certs])
+			a.certs[i].Store(certs[i])
+			opts.TLS = listener.ServerTLS(l.TLS, a.certs[i])
+		}
+		if !l.HTTP2.Disabled {
+			opts.HTTP2 = listener.NewHTTP2(l.HTTP2.MaxConcurrentStreams, rec)
+		}
 		srv := &http.Server{
-			Handler:           f,
+			Handler:           listener.MaxRequests(l.MaxRequests, rec, f),
 			ReadHeaderTimeout: l.Timeouts.ReadHeader.D(),
 			ReadTimeout:       l.Timeouts.Read.D(),
 			WriteTimeout:      l.Timeouts.Write.D(),
@@ -196,7 +224,7 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		a.servers = append(a.servers, srv)
 		a.listeners = append(a.listeners, lns[i])
-		a.serve(srv, lns[i], l.Name)
+		a.serveData(srv, lns[i], l.Name, opts)
 	}
 	if adminLn != nil {
 		a.adminServer = &http.Server{
@@ -229,6 +257,35 @@ func listen(l config.Listener) (net.Listener, error) {
 		ln = proxyproto.NewListener(ln, trusted, l.ProxyProtocol.Timeout.D())
 	}
 	return ln, nil
+}
+
+// serveData serves a data-plane listener through internal/listener: the
+// connection limit, TLS, HTTP/2 and the strict HTTP/1.1 framing check.
+func (a *App) serveData(srv *http.Server, ln net.Listener, name string, o listener.Options) {
+	a.serveWG.Add(1)
+	go func() {
+		defer a.serveWG.Done()
+		if err := listener.Serve(srv, ln, o); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.logger.Error("serve", "listener", name, "err", err)
+		}
+	}()
+}
+
+// loadCerts reads every TLS listener's certificates; the slice is indexed
+// like cfg.Listen, nil for plain listeners.
+func loadCerts(cfg *config.Config) ([]*listener.Certs, error) {
+	out := make([]*listener.Certs, len(cfg.Listen))
+	for i, l := range cfg.Listen {
+		if l.TLS == nil {
+			continue
+		}
+		cs, err := listener.LoadCerts(l.TLS.Certificates)
+		if err != nil {
+			return nil, fmt.Errorf("listen[%d].tls.certificates: %w", i, err)
+		}
+		out[i] = cs
+	}
+	return out, nil
 }
 
 func (a *App) serve(srv *http.Server, ln net.Listener, name string) {
@@ -361,6 +418,12 @@ func (a *App) reloadLocked() error {
 	if err := listenersChanged(old.Config(), cfg); err != nil {
 		return err
 	}
+	// Certificates are reread on every reload, so replacing the files and
+	// reloading rotates them without dropping a connection.
+	certs, err := loadCerts(cfg)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
 	snap, err := runtime.Build(cfg, a.deps())
 	if err != nil {
 		return err
@@ -381,6 +444,11 @@ func (a *App) reloadLocked() error {
 		snap.Start(a.runCtx)
 	}
 	a.snap.Store(snap)
+	for i, p := range a.certs {
+		if p != nil && certs[i] != nil {
+			p.Store(certs[i])
+		}
+	}
 	a.warn(cfg)
 	// The old snapshot's requests keep running: closing it stops only its
 	// health checks and DNS refreshes; connections live in the registry.
