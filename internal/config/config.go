@@ -103,9 +103,10 @@ func parentPath(path string) string {
 }
 
 // Redacted returns a deep copy of c with its secrets replaced by "REDACTED":
-// the admin token, the values of tracing headers, and the userinfo of the
-// tracing endpoint URL (the password, or a lone user name, which is often
-// an API key). The admin API serves this copy.
+// the admin token, the values of tracing headers, the Redis password, and
+// the userinfo of the tracing endpoint, JWKS and forward-auth URLs (the
+// password, or a lone user name, which is often an API key). The admin API
+// serves this copy.
 func (c *Config) Redacted() *Config {
 	out := deepCopy(reflect.ValueOf(c)).Interface().(*Config)
 	out.lines = c.lines // read-only after Parse, so sharing is safe
@@ -119,6 +120,16 @@ func (c *Config) Redacted() *Config {
 	out.Tracing.Endpoint = redactURL(out.Tracing.Endpoint)
 	if out.Redis != nil && out.Redis.Password != "" {
 		out.Redis.Password = redacted
+	}
+	for i := range out.Routes {
+		if a := out.Routes[i].Auth; a != nil {
+			if a.JWT != nil {
+				a.JWT.JWKS = redactURL(a.JWT.JWKS)
+			}
+			if a.Forward != nil {
+				a.Forward.URL = redactURL(a.Forward.URL)
+			}
+		}
 	}
 	return out
 }

@@ -22,8 +22,12 @@ func dur(s string) Duration {
 // defaultListener is a listener on addr with every default.
 func defaultListener(addr string) Listener {
 	return Listener{
-		Name: addr, Addr: addr, MaxHeaderBytes: 65536,
-		Timeouts: ListenerTimeouts{ReadHeader: dur("10s"), Read: dur("60s"), Idle: dur("120s")},
+		Name:           addr,
+		Addr:           addr,
+		MaxHeaderBytes: 65536,
+		Timeouts:       ListenerTimeouts{ReadHeader: dur("10s"), Read: dur("60s"), Idle: dur("120s")},
+		HTTP2:          HTTP2{MaxConcurrentStreams: 100},
+		MaxConnections: 10000,
 	}
 }
 
@@ -33,6 +37,7 @@ func defaultUpstream(eps ...Endpoint) *Upstream {
 		Endpoints:      eps,
 		Balance:        "round_robin",
 		DNSRefresh:     dur("30s"),
+		Protocol:       "http1",
 		Outlier:        Outlier{ConsecutiveFailures: 5, BaseEjection: dur("30s"), MaxEjection: dur("300s"), MaxEjectedPercent: 50},
 		RetryBudget:    RetryBudget{Percent: 20, MinRetries: 3},
 		Pool:           ConnPool{MaxIdlePerEndpoint: 64, IdleTimeout: dur("90s")},
@@ -45,6 +50,7 @@ func defaultConfig() *Config {
 	return &Config{
 		Listen:    []Listener{defaultListener(":8080")},
 		Admin:     Admin{Addr: "127.0.0.1:9901"},
+		Paths:     Paths{EncodedSlashes: "reject", Semicolons: "reject"},
 		AccessLog: AccessLog{Sample: new(1.0), Path: "stdout"},
 		Tracing:   Tracing{Sample: new(1.0), ServiceName: "torii"},
 		Reload:    Reload{WatchInterval: dur("2s")},
@@ -59,7 +65,10 @@ func fullConfig() *Config {
 	tls.ProxyProtocol = &ProxyProtocol{Trusted: []string{"10.0.0.0/8", "192.0.2.7"}, Timeout: dur("5s")}
 	tls.Timeouts = ListenerTimeouts{ReadHeader: dur("5s"), Read: dur("1m"), Idle: dur("24h")}
 	tls.MaxHeaderBytes = 32768
-	c.Listen = []Listener{defaultListener(":8080"), tls}
+	plain := defaultListener(":8080")
+	plain.HTTP2 = HTTP2{H2C: true, MaxConcurrentStreams: 250}
+	plain.MaxConnections, plain.MaxRequests = -1, 2000
+	c.Listen = []Listener{plain, tls}
 	c.Admin = Admin{Addr: "127.0.0.1:9999", Token: "s3cret"}
 	c.TrustedProxies = []string{"10.0.0.0/8"}
 
@@ -75,9 +84,17 @@ func fullConfig() *Config {
 	listing.RetryBudget = RetryBudget{Percent: 10, MinRetries: 1}
 	listing.Pool = ConnPool{MaxIdlePerEndpoint: 8, MaxConnsPerEndpoint: 100, IdleTimeout: dur("30s")}
 	listing.ConnectTimeout = dur("1s")
-	c.Upstreams = map[string]*Upstream{"monolith": mono, "listing": listing}
+	grpc := defaultUpstream(Endpoint{Addr: "127.0.0.1:9000", Weight: 1})
+	grpc.Protocol = "h2c"
+	secure := defaultUpstream(Endpoint{Addr: "api.internal:8443", Weight: 1})
+	secure.Protocol = "h2"
+	secure.TLS = &UpstreamTLS{ServerName: "api.internal"}
+	c.Upstreams = map[string]*Upstream{"monolith": mono, "listing": listing, "grpc": grpc, "secure": secure}
+	c.Paths = Paths{EncodedSlashes: "keep", Semicolons: "keep"}
+	c.Redis = &Redis{Addr: "127.0.0.1:6379", Username: "torii", Password: "r3dis", DB: 2, Timeout: dur("100ms")}
 
 	defaultRetries := Retries{Attempts: new(1), On: []string{"connect_failure", "reset"}}
+	defaultLimits := Limits{MaxBodyBytes: 10 << 20}
 	c.Routes = []Route{
 		{
 			Name:     "items",
@@ -94,11 +111,13 @@ func fullConfig() *Config {
 			Timeout:         dur("3s"),
 			TryTimeout:      dur("1s"),
 			Retries:         Retries{Attempts: new(2), On: []string{"connect_failure", "timeout"}, Statuses: []int{502, 503}},
+			Limits:          defaultLimits,
 		},
 		{
 			Name:     "old-home",
 			Match:    Match{Host: "*.example.org", Path: "/home"},
 			Redirect: &Redirect{Scheme: "https", Host: "www.example.com", Status: 301},
+			Limits:   defaultLimits,
 			Timeout:  dur("30s"),
 			Retries:  defaultRetries,
 		},
@@ -106,8 +125,72 @@ func fullConfig() *Config {
 			Name:           "gone",
 			Match:          Match{PathRegex: "/legacy/.*"},
 			DirectResponse: &DirectResponse{Status: 410, Body: "gone", ContentType: "text/plain; charset=utf-8"},
+			Limits:         defaultLimits,
 			Timeout:        dur("30s"),
 			Retries:        defaultRetries,
+		},
+		{
+			Name:  "account",
+			Match: Match{PathPrefix: "/account"},
+			Auth: &Auth{
+				JWT: &JWT{
+					Issuer:          "https://authority.internal",
+					Audiences:       []string{"account-api", "legacy"},
+					JWKS:            "https://authority.internal/jwks.json",
+					JWKSRefresh:     dur("5m"),
+					JWKSMinRefresh:  dur("10s"),
+					Algorithms:      []string{"ES256", "EdDSA"},
+					Leeway:          dur("1m"),
+					Cookie:          "session",
+					RequiredClaims:  map[string]string{"tenant_type": "business"},
+					Scopes:          []string{"account:read", "account:write"},
+					ClaimsToHeaders: map[string]string{"sub": "X-User-Id", "tenant": "X-Tenant"},
+					CacheSize:       500,
+				},
+				Forward: &ForwardAuth{
+					URL:            "http://127.0.0.1:9100/check",
+					RequestHeaders: []string{"Authorization", "Cookie"},
+					Timeout:        dur("2s"),
+				},
+			},
+			RateLimit: &RateLimit{
+				Algorithm: "gcra", Requests: 20, Period: dur("1s"), Burst: 20,
+				Key: RateLimitKey{Claim: "sub"}, Scope: "local", OnRedisError: "open",
+			},
+			Limits:   Limits{MaxBodyBytes: 1 << 20},
+			Backends: []Backend{{Upstream: "grpc", Weight: new(1)}},
+			Timeout:  dur("30s"),
+			Retries:  defaultRetries,
+		},
+		{
+			Name:  "search",
+			Match: Match{PathPrefix: "/search"},
+			Auth: &Auth{
+				JWT: &JWT{
+					Issuer:         "https://authority.internal",
+					JWKS:           "https://authority.internal/jwks.json",
+					JWKSRefresh:    dur("10m"),
+					JWKSMinRefresh: dur("30s"),
+					Algorithms:     []string{"RS256", "ES256"},
+					Leeway:         dur("30s"),
+					Header:         "Authorization",
+					CacheSize:      10000,
+				},
+				Forward: &ForwardAuth{
+					URL:             "http://127.0.0.1:9100/check",
+					RequestHeaders:  []string{"Authorization", "X-Api-Key"},
+					ResponseHeaders: []string{"X-Auth-User"},
+					Timeout:         dur("500ms"),
+				},
+			},
+			RateLimit: &RateLimit{
+				Algorithm: "token_bucket", Requests: 100, Period: dur("1m"), Burst: 10,
+				Key: RateLimitKey{Header: "X-Api-Key"}, Scope: "global", OnRedisError: "closed",
+			},
+			Limits:   Limits{MaxBodyBytes: -1},
+			Backends: []Backend{{Upstream: "secure", Weight: new(1)}},
+			Timeout:  dur("30s"),
+			Retries:  defaultRetries,
 		},
 	}
 	c.AccessLog = AccessLog{Sample: new(0.25), Path: "stderr"}
@@ -347,7 +430,29 @@ func TestRedacted(t *testing.T) {
 		t.Errorf("line: got %d, want %d", got, want)
 	}
 	b := toJSON(t, c.Redacted())
-	for _, secret := range []string{"s3cret", "k3y", ":pw@"} {
+	for _, secret := range []string{"s3cret", "k3y", ":pw@", "r3dis"} {
+		if strings.Contains(b, secret) {
+			t.Errorf("got %q in the redacted JSON, want it hidden", secret)
+		}
+	}
+}
+
+func TestRedactedAuthURLs(t *testing.T) {
+	c, err := Parse([]byte(`
+upstreams:
+  app: {endpoints: ["127.0.0.1:9000"]}
+routes:
+  - name: r
+    backends: [{upstream: app}]
+    auth:
+      jwt: {issuer: "https://authority.internal", jwks: "https://svc:jwks-pw@authority.internal/jwks.json"}
+      forward: {url: "http://fwd-key@auth.internal/check"}
+`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := toJSON(t, c.Redacted())
+	for _, secret := range []string{"jwks-pw", "fwd-key"} {
 		if strings.Contains(b, secret) {
 			t.Errorf("got %q in the redacted JSON, want it hidden", secret)
 		}

@@ -94,7 +94,7 @@ func NewShared(opts SharedOptions) (*Shared, error) {
 	}
 	s.epoch = s.now()
 	s.up.Store(true)
-	m, err := newMetrics(opts.Registerer)
+	m, err := newMetrics(opts.Registerer, s)
 	if err != nil {
 		return nil, err
 	}
@@ -202,13 +202,11 @@ func (s *Shared) localNow() int64 {
 // error counter is errs.
 func (s *Shared) redisResult(route string, errs prometheus.Counter, err error) {
 	if err == nil {
-		s.metrics.redisUp.Set(1)
 		if !s.up.Swap(true) {
 			s.log.Info("rate limit store reachable again")
 		}
 		return
 	}
-	s.metrics.redisUp.Set(0)
 	errs.Inc()
 	if s.up.Swap(false) {
 		s.log.Warn("rate limit store unavailable; global limits follow on_redis_error", "route", route, "err", err)
@@ -220,10 +218,31 @@ type metrics struct {
 	requests    *prometheus.CounterVec // route, result
 	untracked   *prometheus.CounterVec // route
 	redisErrors *prometheus.CounterVec // route
-	redisUp     prometheus.Gauge
+	redisUp     *upCollector
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// upCollector exports torii_ratelimit_redis_up only while a Redis is
+// configured, so an instance without global limits does not report a
+// store that is "down".
+type upCollector struct {
+	desc *prometheus.Desc
+	s    *Shared
+}
+
+func (c *upCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *upCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.s.redis.Load() == nil {
+		return
+	}
+	v := 0.0
+	if c.s.up.Load() {
+		v = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v)
+}
+
+func newMetrics(reg prometheus.Registerer, s *Shared) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "torii_ratelimit_requests_total",
@@ -237,10 +256,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "torii_ratelimit_redis_errors_total",
 			Help: "Redis calls of global rate limits that failed or timed out, by route.",
 		}, []string{"route"}),
-		redisUp: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "torii_ratelimit_redis_up",
-			Help: "1 when the last Redis call of a global rate limit succeeded, 0 when it failed (or none was made yet).",
-		}),
+		redisUp: &upCollector{s: s, desc: prometheus.NewDesc("torii_ratelimit_redis_up",
+			"1 when the last Redis call of a global rate limit succeeded (or none was made yet), 0 when it failed; absent without a redis block.",
+			nil, nil)},
 	}
 	if reg == nil {
 		return m, nil
