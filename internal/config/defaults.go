@@ -49,6 +49,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.applyRedisDefaults()
 	c.Paths.applyDefaults()
+	c.applyCacheDefaults()
 	for _, u := range c.Upstreams {
 		if u != nil {
 			u.applyDefaults()
@@ -115,6 +116,8 @@ func (r *Route) applyDefaults() {
 	r.applyAuthDefaults()
 	r.applyRateLimitDefaults()
 	r.applyLimitDefaults()
+	r.applyCacheDefaults()
+	r.applyCompressDefaults()
 	r.Match.Host = strings.ToLower(r.Match.Host)
 	for i, m := range r.Match.Methods {
 		r.Match.Methods[i] = strings.ToUpper(m)

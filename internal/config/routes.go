@@ -23,6 +23,8 @@ func (v *checker) routes() {
 		v.routeAuth(p, r)
 		v.routeRateLimit(p, r)
 		v.routeLimits(p, r)
+		v.routeCache(p, r)
+		v.routeCompress(p, r)
 		v.action(p, r)
 		v.backends(p, r.Backends)
 		v.match(p+".match", &r.Match)

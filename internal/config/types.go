@@ -31,6 +31,9 @@ type Config struct {
 	// Upstreams are the named backend pools, referenced by routes. Names
 	// use letters, digits, '-', '_' and '.'.
 	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams,omitempty"`
+	// Cache is the shared in-memory HTTP cache; routes opt in with their
+	// own cache block.
+	Cache CacheStore `yaml:"cache" json:"cache"`
 	// Redis is the shared store of global rate limits. Nil: global rate
 	// limits are refused by validation.
 	Redis *Redis `yaml:"redis" json:"redis,omitempty"`
@@ -277,6 +280,11 @@ type Route struct {
 	Auth *Auth `yaml:"auth" json:"auth,omitempty"`
 	// RateLimit limits the route's request rate. Nil: none.
 	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
+	// Cache serves the route's responses from the shared HTTP cache.
+	// Nil: not cached.
+	Cache *RouteCache `yaml:"cache" json:"cache,omitempty"`
+	// Compress compresses the route's responses. Nil: not compressed.
+	Compress *Compress `yaml:"compress" json:"compress,omitempty"`
 	// Limits are the route's request limits (body size).
 	Limits Limits `yaml:"limits" json:"limits"`
 	// StripPrefix removes this prefix from the path before forwarding, e.g.

@@ -47,6 +47,7 @@ func (c *Config) check() Problems {
 	}
 	v.redis()
 	v.paths()
+	v.cacheStore()
 	v.admin()
 	v.cidrs("trusted_proxies", c.TrustedProxies)
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
