@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"torii/internal/listener"
 )
 
 // maxReplayBody is the largest request body buffered so that a retry can
@@ -68,10 +70,17 @@ func prepareBody(r *http.Request, replay bool) (body, error) {
 // bodyError wraps a failure to read r's body: the client going away, or
 // ErrRequestBody.
 func bodyError(r *http.Request, err error) error {
-	if r.Context().Err() != nil {
+	if r.Context().Err() != nil && !isFraming(err) {
 		return fmt.Errorf("read request body: %w (%v)", ErrClientGone, err)
 	}
 	return fmt.Errorf("read request body: %w: %w", ErrRequestBody, err)
+}
+
+// isFraming reports whether err is the strict framing check refusing the
+// body (internal/listener), as opposed to the client going away.
+func isFraming(err error) bool {
+	var fe *listener.FramingError
+	return errors.As(err, &fe)
 }
 
 // replayable reports whether a new try can send the whole body.

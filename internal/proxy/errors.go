@@ -98,7 +98,9 @@ type errorBody struct {
 // id is the request.Info's ID from r's context, which the access log
 // prints beside the error's detail. msg must be short and must not carry
 // internal detail. It records status in the request.Info; for
-// StatusClientClosedRequest it writes nothing, as nobody is listening.
+// StatusClientClosedRequest it writes nothing, as nobody is listening, and
+// aborts the response (panic(http.ErrAbortHandler)) so net/http closes the
+// connection rather than send an implicit 200.
 func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	var id string
 	if info := request.FromContext(r.Context()); info != nil {
@@ -106,7 +108,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, status int, msg string) 
 		info.Status = status
 	}
 	if status == StatusClientClosedRequest {
-		return
+		panic(http.ErrAbortHandler)
 	}
 	body, err := json.Marshal(errorBody{Error: msg, Status: status, ID: id})
 	if err != nil { // cannot happen for strings and ints

@@ -429,6 +429,13 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 
 // failure explains a failed try: the error to record and its kind.
 func (x *exchange) failure(err error) (failKind, error) {
+	// A body the strict framing check refused mid-stream also cancels the
+	// request context (net/http does on any connection read error), so it
+	// must be told apart from a client that left before the context is
+	// consulted: it is a bad request (400), not a 499.
+	if berr := x.body.readErr(); berr != nil && isFraming(berr) {
+		return failClient, fmt.Errorf("read request body: %w: %w", ErrRequestBody, berr)
+	}
 	if cerr := x.r.Context().Err(); cerr != nil {
 		if errors.Is(cerr, context.DeadlineExceeded) {
 			return failTimeout, x.wrap(fmt.Errorf("%w (request context)", ErrTimeout))

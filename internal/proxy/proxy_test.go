@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"torii/internal/config"
+	"torii/internal/request"
 	"torii/internal/upstream"
 )
 
@@ -445,10 +446,24 @@ func TestErrorBody(t *testing.T) {
 
 func TestWriteErrorClientGone(t *testing.T) {
 	rec := httptest.NewRecorder()
+	info := &request.Info{ID: "t"}
 	r := httptest.NewRequest("GET", "/", nil)
-	WriteError(rec, r, StatusClientClosedRequest, "client closed request")
-	if rec.Body.Len() != 0 || rec.Header().Get("Content-Type") != "" {
+	r = r.WithContext(request.NewContext(r.Context(), info))
+	p := func() (p any) {
+		defer func() { p = recover() }()
+		WriteError(rec, r, StatusClientClosedRequest, "client closed request")
+		return nil
+	}()
+	// The response is aborted, so net/http closes the connection instead
+	// of completing it with an implicit 200.
+	if p != http.ErrAbortHandler {
+		t.Errorf("got panic %v, want http.ErrAbortHandler", p)
+	}
+	if rec.Body.Len() != 0 || rec.Header().Get("Content-Type") != "" || rec.Code != 200 || rec.Flushed {
 		t.Errorf("wrote %q to a gone client, want nothing", rec.Body)
+	}
+	if info.Status != StatusClientClosedRequest {
+		t.Errorf("recorded status: got %d, want 499", info.Status)
 	}
 }
 
