@@ -3,7 +3,9 @@ module torii
 go 1.26.8
 
 require (
+	github.com/andybalholm/brotli v1.3.0
 	github.com/go-jose/go-jose/v4 v4.1.9
+	github.com/klauspost/compress v1.20.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/redis/go-redis/v9 v9.23.0

@@ -46,6 +46,9 @@ type Backend interface {
 	Endpoints() []upstream.EndpointStatus
 	// LastReload returns the outcome of the latest reload attempt.
 	LastReload() ReloadStatus
+	// PurgeCache removes cached responses by exact key or by key prefix
+	// and returns how many it removed.
+	PurgeCache(key, prefix string) int
 }
 
 // ReloadStatus is the outcome of the latest reload attempt.
@@ -86,6 +89,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/reload", s.reloadStatus)
 	mux.HandleFunc("POST /api/v1/reload", s.reload)
 	mux.HandleFunc("GET /api/v1/version", s.version)
+	mux.HandleFunc("POST /api/v1/cache/purge", s.purge)
 	// Go's profiler, as Caddy and Envoy expose theirs on the admin port:
 	// loopback by default and behind the same Host check as the API.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -223,6 +227,27 @@ func (s *server) reload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+// purge answers POST /api/v1/cache/purge with a JSON body naming either
+// an exact key or a prefix: {"key": "GET api.example.com/v1/items"} or
+// {"prefix": "api.example.com/v1/"}.
+func (s *server) purge(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Key    string `json:"key"`
+		Prefix string `json:"prefix"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "body: want {\"key\": \"...\"} or {\"prefix\": \"...\"}: "+err.Error())
+		return
+	}
+	if (req.Key == "") == (req.Prefix == "") {
+		writeError(w, http.StatusBadRequest, "give exactly one of key and prefix")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"purged": s.Backend.PurgeCache(req.Key, req.Prefix)})
 }
 
 func (s *server) version(w http.ResponseWriter, r *http.Request) {

@@ -30,6 +30,7 @@ type backend struct {
 	ready    bool
 	reloads  int
 	reload   error
+	purged   []string
 }
 
 func (b *backend) Snapshot() *runtime.Snapshot { return b.snap }
@@ -39,6 +40,10 @@ func (b *backend) Reload(context.Context) error {
 	return b.reload
 }
 func (b *backend) Endpoints() []upstream.EndpointStatus { return b.registry.Status() }
+func (b *backend) PurgeCache(key, prefix string) int {
+	b.purged = append(b.purged, key+"|"+prefix)
+	return 3
+}
 func (b *backend) LastReload() ReloadStatus {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	return ReloadStatus{OK: true, At: at, LastSuccess: at}
@@ -178,6 +183,45 @@ func TestGuards(t *testing.T) {
 			}
 			if got := b.reloads > 0; got != tc.wantReload {
 				t.Errorf("reload called: got %v, want %v", got, tc.wantReload)
+			}
+		})
+	}
+}
+
+func TestPurge(t *testing.T) {
+	tests := []struct {
+		name       string
+		body       string
+		header     map[string]string
+		wantStatus int
+		wantPurged []string
+	}{
+		{"by key", `{"key": "GET a.example/x"}`, map[string]string{"Authorization": "Bearer admin-secret"}, 200, []string{"GET a.example/x|"}},
+		{"by prefix", `{"prefix": "a.example/"}`, map[string]string{"Authorization": "Bearer admin-secret"}, 200, []string{"|a.example/"}},
+		{"both", `{"key": "k", "prefix": "p"}`, map[string]string{"Authorization": "Bearer admin-secret"}, 400, nil},
+		{"neither", `{}`, map[string]string{"Authorization": "Bearer admin-secret"}, 400, nil},
+		{"unknown field", `{"url": "x"}`, map[string]string{"Authorization": "Bearer admin-secret"}, 400, nil},
+		{"without token", `{"key": "k"}`, nil, 401, nil},
+		{"cross-site", `{"key": "k"}`, map[string]string{"Authorization": "Bearer admin-secret", "Sec-Fetch-Site": "cross-site"}, 403, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b, h := newTestServer(t)
+			req := httptest.NewRequest("POST", "/api/v1/cache/purge", strings.NewReader(tc.body))
+			req.Host = "127.0.0.1:9901"
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.wantStatus {
+				t.Errorf("status: got %d, want %d; body %s", rec.Code, tc.wantStatus, rec.Body)
+			}
+			if strings.Join(b.purged, ",") != strings.Join(tc.wantPurged, ",") {
+				t.Errorf("purged: got %q, want %q", b.purged, tc.wantPurged)
+			}
+			if tc.wantStatus == 200 && !strings.Contains(rec.Body.String(), `"purged": 3`) {
+				t.Errorf("body: got %s, want the purged count", rec.Body)
 			}
 		})
 	}

@@ -28,6 +28,8 @@ import (
 	"torii/internal/admin"
 	"torii/internal/config"
 	"torii/internal/listener"
+	"torii/internal/middleware/cache"
+	"torii/internal/middleware/compress"
 	"torii/internal/middleware/forwardauth"
 	"torii/internal/middleware/jwt"
 	"torii/internal/middleware/ratelimit"
@@ -64,6 +66,8 @@ type App struct {
 	fwdAuth  *http.Client
 	fwdStats *forwardauth.Metrics
 	limits   *ratelimit.Shared
+	cache    *cache.Store
+	compress *compress.Metrics
 
 	listenerMetrics *listener.Metrics
 	prom            *prometheus.Registry
@@ -120,6 +124,16 @@ func New(opts Options) (*App, error) {
 		TLSHandshakeTimeout: 5 * time.Second,
 	}}
 	a.fwdStats = forwardauth.NewMetrics(a.prom)
+	a.cache, err = cache.NewStore(cache.StoreOptions{
+		MaxBytes:       int64(cfg.Cache.MaxBytes),
+		MaxObjectBytes: int64(cfg.Cache.MaxObjectBytes),
+		Registerer:     a.prom,
+		Logger:         opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create cache: %w", err)
+	}
+	a.compress = compress.NewMetrics(a.prom)
 	a.listenerMetrics, err = listener.NewMetrics(a.prom)
 	if err != nil {
 		return nil, fmt.Errorf("create listener metrics: %w", err)
@@ -318,6 +332,8 @@ func (a *App) deps() runtime.Deps {
 		ForwardAuth:        a.fwdAuth,
 		ForwardAuthMetrics: a.fwdStats,
 		RateLimits:         a.limits,
+		Cache:              a.cache,
+		Compress:           a.compress,
 	}
 }
 
@@ -444,6 +460,7 @@ func (a *App) reloadLocked() error {
 		snap.Start(a.runCtx)
 	}
 	a.snap.Store(snap)
+	a.cache.SetLimits(int64(cfg.Cache.MaxBytes), int64(cfg.Cache.MaxObjectBytes))
 	for i, p := range a.certs {
 		if p != nil && certs[i] != nil {
 			p.Store(certs[i])
@@ -541,6 +558,15 @@ func (a *App) LastReload() admin.ReloadStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.lastReload
+}
+
+// PurgeCache removes cached responses: the one stored under key, or every
+// one whose key starts with prefix. It returns how many were removed.
+func (a *App) PurgeCache(key, prefix string) int {
+	if prefix != "" {
+		return a.cache.PurgePrefix(prefix)
+	}
+	return a.cache.Purge(key)
 }
 
 // Addrs returns the bound data-plane listener addresses, in config order.

@@ -51,6 +51,7 @@ func defaultConfig() *Config {
 		Listen:    []Listener{defaultListener(":8080")},
 		Admin:     Admin{Addr: "127.0.0.1:9901"},
 		Paths:     Paths{EncodedSlashes: "reject", Semicolons: "reject"},
+		Cache:     CacheStore{MaxBytes: 256 << 20, MaxObjectBytes: 8 << 20},
 		AccessLog: AccessLog{Sample: new(1.0), Path: "stdout"},
 		Tracing:   Tracing{Sample: new(1.0), ServiceName: "torii"},
 		Reload:    Reload{WatchInterval: dur("2s")},
@@ -92,6 +93,7 @@ func fullConfig() *Config {
 	c.Upstreams = map[string]*Upstream{"monolith": mono, "listing": listing, "grpc": grpc, "secure": secure}
 	c.Paths = Paths{EncodedSlashes: "keep", Semicolons: "keep"}
 	c.Redis = &Redis{Addr: "127.0.0.1:6379", Username: "torii", Password: "r3dis", DB: 2, Timeout: dur("100ms")}
+	c.Cache.MaxBytes = 64 << 20
 
 	defaultRetries := Retries{Attempts: new(1), On: []string{"connect_failure", "reset"}}
 	defaultLimits := Limits{MaxBodyBytes: 10 << 20}
@@ -112,6 +114,7 @@ func fullConfig() *Config {
 			TryTimeout:      dur("1s"),
 			Retries:         Retries{Attempts: new(2), On: []string{"connect_failure", "timeout"}, Statuses: []int{502, 503}},
 			Limits:          defaultLimits,
+			Cache:           &RouteCache{DefaultTTL: dur("30s"), KeyHeaders: []string{"X-Tenant"}},
 		},
 		{
 			Name:     "old-home",

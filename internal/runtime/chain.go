@@ -6,6 +6,8 @@ import (
 
 	"torii/internal/config"
 	"torii/internal/middleware/bodylimit"
+	"torii/internal/middleware/cache"
+	"torii/internal/middleware/compress"
 	"torii/internal/middleware/forwardauth"
 	"torii/internal/middleware/jwt"
 	"torii/internal/middleware/ratelimit"
@@ -21,9 +23,12 @@ import (
 //     caller the route would refuse;
 //  3. rate limits: after auth, so a limit may key on a verified claim and
 //     unauthenticated floods do not spend the authenticated budget;
-//  4. (cache, compression: issue #4 slots in here — after auth, so nothing
-//     cached is served to a request auth would refuse);
-//  5. path rewrite, then the route's handler: split, retries, timeouts and
+//  4. the HTTP cache: after auth, so nothing cached is served to a request
+//     auth would refuse, and after rate limits, so hits count against them;
+//  5. compression, inside the cache, so the cache stores each encoding as
+//     its own variant (Vary: Accept-Encoding) and a hit costs no
+//     compression;
+//  6. path rewrite, then the route's handler: split, retries, timeouts and
 //     the balancer live in internal/proxy.
 //
 // An explicit switch builds what the config asks for: no registry, no
@@ -51,6 +56,24 @@ func (s *Snapshot) chain(rc *config.Route, h http.Handler) (http.Handler, error)
 		mw, err := ratelimit.New(rc.Name, rl, s.deps.RateLimits)
 		if err != nil {
 			return nil, fmt.Errorf("rate_limit: %w", err)
+		}
+		layers = append(layers, mw)
+	}
+	if c := rc.Cache; c != nil {
+		mw, err := cache.New(rc.Name, c, s.deps.Cache, cache.WithTimeout(rc.Timeout.D()))
+		if err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		layers = append(layers, mw)
+	}
+	if c := rc.Compress; c != nil {
+		var opts []compress.Option
+		if s.deps.Compress != nil {
+			opts = append(opts, compress.WithMetrics(s.deps.Compress))
+		}
+		mw, err := compress.New(c, opts...) // its errors start with "compress:"
+		if err != nil {
+			return nil, err
 		}
 		layers = append(layers, mw)
 	}

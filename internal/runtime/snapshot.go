@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"torii/internal/config"
+	"torii/internal/middleware/cache"
+	"torii/internal/middleware/compress"
 	"torii/internal/middleware/forwardauth"
 	"torii/internal/middleware/jwt"
 	"torii/internal/middleware/ratelimit"
@@ -43,6 +45,11 @@ type Deps struct {
 	// RateLimits holds local limiter state and the Redis client across
 	// snapshots. Default: a private one without Redis.
 	RateLimits *ratelimit.Shared
+	// Cache is the shared HTTP cache routes opt into. Default: a private
+	// store with the config's limits.
+	Cache *cache.Store
+	// Compress counts compressed responses. Nil: counted nowhere.
+	Compress *compress.Metrics
 	// Tunnels tracks upgraded connections (WebSocket) across snapshots so
 	// shutdown can wait for and close them. Nil: not tracked.
 	Tunnels *proxy.Tunnels
@@ -88,6 +95,17 @@ func Build(cfg *config.Config, deps Deps) (*Snapshot, error) {
 	}
 	if deps.ForwardAuthMetrics == nil {
 		deps.ForwardAuthMetrics = forwardauth.NewMetrics(nil)
+	}
+	if deps.Cache == nil {
+		st, err := cache.NewStore(cache.StoreOptions{
+			MaxBytes:       int64(cfg.Cache.MaxBytes),
+			MaxObjectBytes: int64(cfg.Cache.MaxObjectBytes),
+			Logger:         deps.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("build snapshot: cache: %w", err)
+		}
+		deps.Cache = st
 	}
 	if deps.RateLimits == nil {
 		rl, err := ratelimit.NewShared(ratelimit.SharedOptions{Logger: deps.Logger})
