@@ -50,6 +50,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyRedisDefaults()
 	c.Paths.applyDefaults()
 	c.applyCacheDefaults()
+	c.applySLODefaults()
 	for _, u := range c.Upstreams {
 		if u != nil {
 			u.applyDefaults()
@@ -57,6 +58,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	for i := range c.Routes {
 		c.Routes[i].applyDefaults()
+		c.Routes[i].applySLODefaults(c)
 	}
 	setFloat(&c.AccessLog.Sample, 1)
 	setString(&c.AccessLog.Path, DefaultAccessLogPath)

@@ -31,6 +31,16 @@ type Config struct {
 	// Upstreams are the named backend pools, referenced by routes. Names
 	// use letters, digits, '-', '_' and '.'.
 	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams,omitempty"`
+	// Store is where SLO counts and alert state live: SQLite by default,
+	// PostgreSQL for several replicas.
+	Store Store `yaml:"store" json:"store"`
+	// Teams are the owners of routes and the receivers of their alerts.
+	Teams map[string]*Team `yaml:"teams" json:"teams,omitempty"`
+	// DefaultOwner is the team owning routes that name none. Default: "".
+	DefaultOwner string `yaml:"default_owner" json:"default_owner,omitempty"`
+	// DefaultSLO applies to routes that have no slo block. Nil: such
+	// routes have no SLO.
+	DefaultSLO *SLO `yaml:"default_slo" json:"default_slo,omitempty"`
 	// Cache is the shared in-memory HTTP cache; routes opt in with their
 	// own cache block.
 	Cache CacheStore `yaml:"cache" json:"cache"`
@@ -280,6 +290,11 @@ type Route struct {
 	Auth *Auth `yaml:"auth" json:"auth,omitempty"`
 	// RateLimit limits the route's request rate. Nil: none.
 	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
+	// Owner is the team that owns the route (a key of teams). Default:
+	// default_owner.
+	Owner string `yaml:"owner" json:"owner,omitempty"`
+	// SLO is the route's objective. Default: default_slo.
+	SLO *SLO `yaml:"slo" json:"slo,omitempty"`
 	// Cache serves the route's responses from the shared HTTP cache.
 	// Nil: not cached.
 	Cache *RouteCache `yaml:"cache" json:"cache,omitempty"`

@@ -48,6 +48,7 @@ func (c *Config) check() Problems {
 	v.redis()
 	v.paths()
 	v.cacheStore()
+	v.slos()
 	v.admin()
 	v.cidrs("trusted_proxies", c.TrustedProxies)
 	for _, name := range slices.Sorted(maps.Keys(c.Upstreams)) {
