@@ -103,10 +103,11 @@ func parentPath(path string) string {
 }
 
 // Redacted returns a deep copy of c with its secrets replaced by "REDACTED":
-// the admin token, the values of tracing headers, the Redis password, and
-// the userinfo of the tracing endpoint, JWKS and forward-auth URLs (the
-// password, or a lone user name, which is often an API key). The admin API
-// serves this copy.
+// the admin token, the values of tracing headers, the Redis and PostgreSQL
+// passwords, the path and query of alert webhooks, and the userinfo of the
+// tracing endpoint, Alertmanager, JWKS and forward-auth URLs (the password,
+// or a lone user name, which is often an API key). The admin API serves
+// this copy.
 func (c *Config) Redacted() *Config {
 	out := deepCopy(reflect.ValueOf(c)).Interface().(*Config)
 	out.lines = c.lines // read-only after Parse, so sharing is safe
@@ -120,6 +121,18 @@ func (c *Config) Redacted() *Config {
 	out.Tracing.Endpoint = redactURL(out.Tracing.Endpoint)
 	if out.Redis != nil && out.Redis.Password != "" {
 		out.Redis.Password = redacted
+	}
+	out.Store.Postgres = redactDSN(out.Store.Postgres)
+	for _, t := range out.Teams {
+		if t == nil {
+			continue
+		}
+		for i := range t.Alerts {
+			if t.Alerts[i].Webhook != "" {
+				t.Alerts[i].Webhook = redactWebhook(t.Alerts[i].Webhook)
+			}
+			t.Alerts[i].Alertmanager = redactURL(t.Alerts[i].Alertmanager)
+		}
 	}
 	for i := range out.Routes {
 		if a := out.Routes[i].Auth; a != nil {
@@ -135,6 +148,46 @@ func (c *Config) Redacted() *Config {
 }
 
 const redacted = "REDACTED"
+
+// redactDSN hides the password of a PostgreSQL connection string, URL
+// ("postgres://user:pw@host/db") or key=value ("password=pw host=...").
+func redactDSN(dsn string) string {
+	if dsn == "" {
+		return ""
+	}
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return redacted
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), redacted)
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", redacted)
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	fields := strings.Fields(dsn)
+	for i, f := range fields {
+		if k, _, ok := strings.Cut(f, "="); ok && strings.EqualFold(k, "password") {
+			fields[i] = k + "=" + redacted
+		}
+	}
+	return strings.Join(fields, " ")
+}
+
+// redactWebhook keeps a webhook's scheme and host, enough to tell channels
+// apart, and hides its path and query, where chat services put tokens.
+func redactWebhook(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return redacted
+	}
+	return u.Scheme + "://" + u.Host + "/" + redacted
+}
 
 // redactURL hides the userinfo secret of a URL: the password, or the user
 // name when it stands alone.

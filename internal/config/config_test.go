@@ -564,3 +564,20 @@ func TestDrainDelayExplicitZero(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactedStoreAndAlerts(t *testing.T) {
+	tests := []struct{ dsn, want string }{
+		{"postgres://torii:pg-secret@db:5432/torii?sslmode=disable", "postgres://torii:REDACTED@db:5432/torii?sslmode=disable"},
+		{"postgresql://db/torii?password=pg-secret", "postgresql://db/torii?password=REDACTED"},
+		{"host=db user=torii password=pg-secret dbname=torii", "host=db user=torii password=REDACTED dbname=torii"},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		if got := redactDSN(tc.dsn); got != tc.want {
+			t.Errorf("redactDSN(%q): got %q, want %q", tc.dsn, got, tc.want)
+		}
+	}
+	if got, want := redactWebhook("https://chat.example/hooks/T0/B0/hook-secret?token=x"), "https://chat.example/REDACTED"; got != want {
+		t.Errorf("redactWebhook: got %q, want %q", got, want)
+	}
+}
