@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -13,7 +15,7 @@ import (
 type Memory struct {
 	now func() time.Time
 
-	mu      sync.Mutex // guards the maps below
+	mu      sync.Mutex                  // guards the maps below
 	buckets map[Series]map[int64]Counts // by bucket start (unix seconds)
 	alerts  map[string]AlertState
 	leases  map[string]lease
@@ -79,8 +81,10 @@ func (m *Memory) Alerts(context.Context) ([]AlertState, error) {
 	defer m.mu.Unlock()
 	out := make([]AlertState, 0, len(m.alerts))
 	for _, a := range m.alerts {
+		a.Labels, a.Annotations = maps.Clone(a.Labels), maps.Clone(a.Annotations)
 		out = append(out, a)
 	}
+	slices.SortFunc(out, func(a, b AlertState) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
 }
 
