@@ -1,6 +1,7 @@
 // Command torii is the edge gateway: `torii run -c torii.yaml` serves,
-// `torii validate -c torii.yaml` checks a config, `torii version` prints the
-// build.
+// `torii validate -c torii.yaml` checks a config, `torii slo rules -c
+// torii.yaml` prints Prometheus rules for its SLOs, `torii version` prints
+// the build.
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"torii/internal/app"
 	"torii/internal/config"
+	"torii/internal/slorules"
 	"torii/internal/version"
 )
 
@@ -40,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "slo":
+		return cmdSLO(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		v := version.Get()
 		fmt.Fprintf(stdout, "torii %s (commit %s, %s)\n", v.Version, v.Commit, v.GoVersion)
@@ -59,6 +63,7 @@ func usage(w io.Writer) {
 commands:
   run -c FILE        serve: the data plane and the admin listener
   validate -c FILE   check a config; print every problem with its path and line
+  slo rules -c FILE  print Prometheus recording and alerting rules for every SLO
   version            print version, commit and Go version
 `)
 }
@@ -80,6 +85,28 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return reportConfigError(err, stderr)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return exitOK
+}
+
+func cmdSLO(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "rules" {
+		fmt.Fprintln(stderr, "usage: torii slo rules -c FILE")
+		return exitInvalid
+	}
+	fs, path, _ := configFlag("slo rules", args[1:], stderr)
+	if err := fs.Parse(args[1:]); err != nil {
+		return exitInvalid
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return reportConfigError(err, stderr)
+	}
+	out, err := slorules.Generate(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "torii: slo rules: %v\n", err)
+		return exitFailure
+	}
+	stdout.Write(out)
 	return exitOK
 }
 

@@ -44,6 +44,18 @@ routes:
     timeout: 5
 `), 0o600)
 
+	sloCfg := filepath.Join(dir, "slo.yaml")
+	os.WriteFile(sloCfg, []byte(`
+teams:
+  listing: {}
+upstreams:
+  listing: {endpoints: ["127.0.0.1:9000"]}
+routes:
+  - name: items
+    owner: listing
+    slo: {availability: 99.9}
+    backends: [{upstream: listing}]
+`), 0o600)
 	tests := []struct {
 		name     string
 		args     []string
@@ -65,6 +77,8 @@ routes:
 		{"run with an invalid config", []string{"run", "-c", bad}, 2, []string{`did you mean "listing"`}},
 		{"unknown command", []string{"frobnicate"}, 2, []string{"unknown command"}},
 		{"version", []string{"version"}, 0, []string{"torii ", "go1."}},
+		{"slo rules", []string{"slo", "rules", "-c", sloCfg}, 0, []string{"torii:slo_errors:ratio_rate1h", "ToriiSLOPage", "ToriiSLOTicket", `team: listing`}},
+		{"slo without rules", []string{"slo"}, 2, []string{"usage: torii slo rules"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

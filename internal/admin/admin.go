@@ -29,6 +29,7 @@ import (
 
 	"torii/internal/config"
 	"torii/internal/runtime"
+	"torii/internal/slo"
 	"torii/internal/upstream"
 	"torii/internal/version"
 )
@@ -49,6 +50,10 @@ type Backend interface {
 	// PurgeCache removes cached responses by exact key or by key prefix
 	// and returns how many it removed.
 	PurgeCache(key, prefix string) int
+	// SLOStatus returns every route's SLO state.
+	SLOStatus() []slo.RouteStatus
+	// TeamStatus returns a team's routes and their budgets.
+	TeamStatus(name string) slo.TeamStatus
 }
 
 // ReloadStatus is the outcome of the latest reload attempt.
@@ -90,6 +95,8 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("POST /api/v1/reload", s.reload)
 	mux.HandleFunc("GET /api/v1/version", s.version)
 	mux.HandleFunc("POST /api/v1/cache/purge", s.purge)
+	mux.HandleFunc("GET /api/v1/slos", s.slos)
+	mux.HandleFunc("GET /api/v1/teams/{team}", s.team)
 	// Go's profiler, as Caddy and Envoy expose theirs on the admin port:
 	// loopback by default and behind the same Host check as the API.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -248,6 +255,25 @@ func (s *server) purge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"purged": s.Backend.PurgeCache(req.Key, req.Prefix)})
+}
+
+func (s *server) slos(w http.ResponseWriter, r *http.Request) {
+	st := s.Backend.SLOStatus()
+	if st == nil {
+		st = []slo.RouteStatus{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"slos": st})
+}
+
+// team answers the coverage map of one team: the routes it owns and their
+// budgets.
+func (s *server) team(w http.ResponseWriter, r *http.Request) {
+	t := s.Backend.TeamStatus(r.PathValue("team"))
+	if !t.Known && len(t.Routes) == 0 {
+		writeError(w, http.StatusNotFound, "no team "+quote(r.PathValue("team"))+" in the config")
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
 }
 
 func (s *server) version(w http.ResponseWriter, r *http.Request) {

@@ -17,6 +17,8 @@ import (
 
 	"torii/internal/config"
 	"torii/internal/runtime"
+	"torii/internal/slo"
+	"torii/internal/store"
 	"torii/internal/upstream"
 )
 
@@ -31,6 +33,7 @@ type backend struct {
 	reloads  int
 	reload   error
 	purged   []string
+	engine   *slo.Engine
 }
 
 func (b *backend) Snapshot() *runtime.Snapshot { return b.snap }
@@ -40,6 +43,10 @@ func (b *backend) Reload(context.Context) error {
 	return b.reload
 }
 func (b *backend) Endpoints() []upstream.EndpointStatus { return b.registry.Status() }
+func (b *backend) SLOStatus() []slo.RouteStatus         { return b.engine.Status() }
+func (b *backend) TeamStatus(name string) slo.TeamStatus {
+	return b.engine.Team(name)
+}
 func (b *backend) PurgeCache(key, prefix string) int {
 	b.purged = append(b.purged, key+"|"+prefix)
 	return 3
@@ -51,6 +58,9 @@ func (b *backend) LastReload() ReloadStatus {
 
 const goldenConfig = `
 admin: {addr: "127.0.0.1:9901", token: admin-secret}
+teams:
+  listing: {alerts: [{webhook: "https://chat.example/hooks/listing-secret"}]}
+  sre-edge: {}
 tracing: {endpoint: "http://user:pass@127.0.0.1:4318/v1/traces", headers: {x-api-key: trace-secret}}
 upstreams:
   monolith:
@@ -61,6 +71,8 @@ routes:
   - name: items
     match: {host: api.example.com, path_prefix: /v1/items, methods: [GET, POST]}
     backends: [{upstream: listing}]
+    owner: listing
+    slo: {availability: 99.9, latency: {under: 300ms, target: 99}}
   - name: monolith
     backends: [{upstream: monolith}]
   - name: old
@@ -75,12 +87,18 @@ func newTestServer(t *testing.T) (*backend, http.Handler) {
 		t.Fatal(err)
 	}
 	reg := upstream.NewRegistry(upstream.Options{})
-	snap, err := runtime.Build(cfg, runtime.Deps{Registry: reg})
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	eng, err := slo.New(slo.Options{Store: store.NewMemory(nil), Now: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	snap, err := runtime.Build(cfg, runtime.Deps{Registry: reg, SLO: eng.Accountant(cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.Apply(cfg)
 	t.Cleanup(snap.Close)
-	b := &backend{snap: snap, registry: reg, ready: true}
+	b := &backend{snap: snap, registry: reg, ready: true, engine: eng}
 	return b, New(Options{Backend: b, Gatherer: prometheus.NewRegistry()})
 }
 
@@ -108,6 +126,8 @@ func TestGolden(t *testing.T) {
 		{"routes", "/api/v1/routes"},
 		{"upstreams", "/api/v1/upstreams"},
 		{"reload", "/api/v1/reload"},
+		{"slos", "/api/v1/slos"},
+		{"team", "/api/v1/teams/listing"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

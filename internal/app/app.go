@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sync"
@@ -26,6 +27,7 @@ import (
 
 	"torii/internal/accesslog"
 	"torii/internal/admin"
+	"torii/internal/alert"
 	"torii/internal/config"
 	"torii/internal/listener"
 	"torii/internal/middleware/cache"
@@ -36,6 +38,8 @@ import (
 	"torii/internal/proxy"
 	"torii/internal/proxyproto"
 	"torii/internal/runtime"
+	"torii/internal/slo"
+	"torii/internal/store"
 	"torii/internal/telemetry"
 	"torii/internal/upstream"
 )
@@ -70,8 +74,13 @@ type App struct {
 	compress *compress.Metrics
 
 	listenerMetrics *listener.Metrics
-	prom            *prometheus.Registry
-	metrics         *telemetry.Metrics
+
+	store   store.Store
+	slo     *slo.Engine
+	alerts  *alert.Dispatcher
+	bgWG    sync.WaitGroup // the SLO engine and alert dispatcher loops
+	prom    *prometheus.Registry
+	metrics *telemetry.Metrics
 
 	snap   atomic.Pointer[runtime.Snapshot]
 	access atomic.Pointer[accesslog.Logger]
@@ -145,11 +154,16 @@ func New(opts Options) (*App, error) {
 	if err := a.limits.SetRedis(cfg.Redis); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	snap, err := runtime.Build(cfg, a.deps())
+	if err := a.openSLO(cfg); err != nil {
+		return nil, err
+	}
+	snap, err := runtime.Build(cfg, a.deps(cfg))
 	if err != nil {
+		a.store.Close()
 		return nil, err
 	}
 	a.snap.Store(snap)
+	a.slo.Apply(cfg)
 	a.warn(cfg)
 	a.fileStamp, _ = stampOf(opts.ConfigPath)
 	now := time.Now()
@@ -252,6 +266,9 @@ func (a *App) Start(ctx context.Context) error {
 		a.serve(a.adminServer, adminLn, "admin")
 	}
 	go a.watch(a.runCtx)
+	a.bgWG.Add(2)
+	go func() { defer a.bgWG.Done(); a.slo.Run(a.runCtx) }()
+	go func() { defer a.bgWG.Done(); a.alerts.Run(a.runCtx) }()
 	a.ready.Store(true)
 	a.logger.Info("torii started", "listeners", addrStrings(a.listeners), "admin", addrString(adminLn))
 	return nil
@@ -312,6 +329,64 @@ func (a *App) serve(srv *http.Server, ln net.Listener, name string) {
 	}()
 }
 
+// openSLO opens the store and builds the SLO engine and the alert
+// dispatcher. A relative SQLite path is taken from the config file's
+// directory, so a config and its database travel together.
+func (a *App) openSLO(cfg *config.Config) error {
+	sc := cfg.Store
+	if sc.Postgres == "" && sc.SQLite != "" && !filepath.IsAbs(sc.SQLite) {
+		sc.SQLite = filepath.Join(filepath.Dir(a.opts.ConfigPath), sc.SQLite)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, sc, store.Options{Logger: a.logger})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	a.store = st
+	a.alerts, err = alert.New(alert.Options{Registerer: a.prom, Logger: a.logger})
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("alerts: %w", err)
+	}
+	a.alerts.SetTeams(cfg.Teams)
+	host, _ := os.Hostname()
+	a.slo, err = slo.New(slo.Options{
+		Store:      st,
+		Notifier:   alertNotifier{a.alerts},
+		Logger:     a.logger,
+		Registerer: a.prom,
+		ReplicaID:  fmt.Sprintf("%s/%d", host, os.Getpid()),
+	})
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("slo: %w", err)
+	}
+	return nil
+}
+
+// alertNotifier hands the SLO engine's notifications to the dispatcher.
+type alertNotifier struct{ d *alert.Dispatcher }
+
+func (n alertNotifier) Notify(ctx context.Context, s slo.Notification) {
+	n.d.Notify(ctx, alert.Notification{
+		Key:         s.Key,
+		Team:        s.Team,
+		Firing:      s.Firing,
+		StartsAt:    s.StartsAt,
+		EndsAt:      s.EndsAt,
+		Labels:      s.Labels,
+		Annotations: s.Annotations,
+	})
+}
+
+// SLOStatus returns every route's SLO state, for GET /api/v1/slos.
+func (a *App) SLOStatus() []slo.RouteStatus { return a.slo.Status() }
+
+// TeamStatus returns a team's routes and budgets, for GET
+// /api/v1/teams/{team}.
+func (a *App) TeamStatus(name string) slo.TeamStatus { return a.slo.Team(name) }
+
 // warn logs what a valid config still should not do in production.
 func (a *App) warn(cfg *config.Config) {
 	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
@@ -323,8 +398,9 @@ func (a *App) warn(cfg *config.Config) {
 }
 
 // deps are what every snapshot is built with.
-func (a *App) deps() runtime.Deps {
+func (a *App) deps(cfg *config.Config) runtime.Deps {
 	return runtime.Deps{
+		SLO:                a.slo.Accountant(cfg),
 		Registry:           a.registry,
 		Logger:             a.logger,
 		Tunnels:            a.tunnels,
@@ -389,6 +465,10 @@ func (a *App) Shutdown() error {
 		a.cancelRun()
 	}
 	a.serveWG.Wait()
+	// The SLO engine flushes its last counts when its context ends; the
+	// store closes after it.
+	a.bgWG.Wait()
+	a.store.Close()
 	a.snap.Load().Close()
 	if t := a.trace.Load(); t != nil {
 		tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -440,7 +520,7 @@ func (a *App) reloadLocked() error {
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	snap, err := runtime.Build(cfg, a.deps())
+	snap, err := runtime.Build(cfg, a.deps(cfg))
 	if err != nil {
 		return err
 	}
@@ -460,6 +540,8 @@ func (a *App) reloadLocked() error {
 		snap.Start(a.runCtx)
 	}
 	a.snap.Store(snap)
+	a.slo.Apply(cfg)
+	a.alerts.SetTeams(cfg.Teams)
 	a.cache.SetLimits(int64(cfg.Cache.MaxBytes), int64(cfg.Cache.MaxObjectBytes))
 	for i, p := range a.certs {
 		if p != nil && certs[i] != nil {
@@ -488,6 +570,9 @@ func listenersChanged(old, cur *config.Config) error {
 	}
 	if old.Admin.Addr != cur.Admin.Addr || old.Admin.Disabled != cur.Admin.Disabled {
 		return errors.New("reload: admin.addr: the admin listener changed; restart torii to apply it")
+	}
+	if old.Store.SQLite != cur.Store.SQLite || old.Store.Postgres != cur.Store.Postgres {
+		return errors.New("reload: store: the store changed; restart torii to switch stores")
 	}
 	return nil
 }

@@ -118,6 +118,15 @@ func (f *front) finish(rec *recorder, r *http.Request, info *request.Info) {
 	}
 	dur := time.Since(info.Start)
 	f.app.metrics.Observe(info, dur)
+	if info.SLO != nil {
+		// Latency SLIs use time to first byte, so a long stream is not
+		// counted as slow for lasting (issue #5's counting rules).
+		ttfb := dur
+		if !rec.first.IsZero() {
+			ttfb = rec.first.Sub(info.Start)
+		}
+		info.SLO.Record(info.Upstream, info.Status, info.GRPCStatus, ttfb, false)
+	}
 	if al := f.app.access.Load(); al != nil {
 		al.Log(r, info, dur)
 	}
@@ -129,11 +138,13 @@ type recorder struct {
 	status int
 	bytes  int64
 	wrote  bool
+	first  time.Time // when the response head went out: time to first byte
 }
 
 func (rw *recorder) WriteHeader(code int) {
 	if !rw.wrote && code >= 200 {
 		rw.status, rw.wrote = code, true
+		rw.first = time.Now()
 	}
 	rw.ResponseWriter.WriteHeader(code)
 }
@@ -141,6 +152,7 @@ func (rw *recorder) WriteHeader(code int) {
 func (rw *recorder) Write(b []byte) (int, error) {
 	if !rw.wrote {
 		rw.status, rw.wrote = http.StatusOK, true
+		rw.first = time.Now()
 	}
 	n, err := rw.ResponseWriter.Write(b)
 	rw.bytes += int64(n)
@@ -151,6 +163,7 @@ func (rw *recorder) Write(b []byte) (int, error) {
 func (rw *recorder) Flush() {
 	if !rw.wrote {
 		rw.status, rw.wrote = http.StatusOK, true
+		rw.first = time.Now()
 	}
 	http.NewResponseController(rw.ResponseWriter).Flush()
 }

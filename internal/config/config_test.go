@@ -52,6 +52,7 @@ func defaultConfig() *Config {
 		Admin:     Admin{Addr: "127.0.0.1:9901"},
 		Paths:     Paths{EncodedSlashes: "reject", Semicolons: "reject"},
 		Cache:     CacheStore{MaxBytes: 256 << 20, MaxObjectBytes: 8 << 20},
+		Store:     Store{SQLite: "torii.db", FlushInterval: dur("10s"), Retention: dur("35d")},
 		AccessLog: AccessLog{Sample: new(1.0), Path: "stdout"},
 		Tracing:   Tracing{Sample: new(1.0), ServiceName: "torii"},
 		Reload:    Reload{WatchInterval: dur("2s")},

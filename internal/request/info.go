@@ -53,9 +53,18 @@ type Info struct {
 	// UNAVAILABLE, ...), read from trailers or a trailers-only response;
 	// "" when the response is not gRPC.
 	GRPCStatus string
+	// SLO records the finished request against its route's SLO; nil when
+	// the route has none. Set by the router, called by the front handler.
+	SLO SLORecorder
 	// Err is the failure that decided the response, if any. Its text goes
 	// to the log only, never to the client.
 	Err error
+}
+
+// SLORecorder counts one finished request toward a route's SLIs
+// (internal/slo.RouteSLI implements it).
+type SLORecorder interface {
+	Record(backend string, status int, grpcStatus string, ttfb time.Duration, shadow bool)
 }
 
 type ctxKey struct{}

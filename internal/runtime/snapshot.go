@@ -25,6 +25,7 @@ import (
 	"torii/internal/proxy"
 	"torii/internal/request"
 	"torii/internal/router"
+	"torii/internal/slo"
 	"torii/internal/upstream"
 )
 
@@ -50,6 +51,8 @@ type Deps struct {
 	Cache *cache.Store
 	// Compress counts compressed responses. Nil: counted nowhere.
 	Compress *compress.Metrics
+	// SLO resolves each route's SLI recorder. Nil: no SLO accounting.
+	SLO *slo.Accountant
 	// Tunnels tracks upgraded connections (WebSocket) across snapshots so
 	// shutdown can wait for and close them. Nil: not tracked.
 	Tunnels *proxy.Tunnels
@@ -70,6 +73,8 @@ type Snapshot struct {
 type Route struct {
 	// Name is the route's configured name.
 	Name string
+	// sli records the route's requests against its SLO; nil without one.
+	sli *slo.RouteSLI
 	// Kind is "proxy", "redirect" or "direct".
 	Kind    string
 	cfg     *config.Route
@@ -178,6 +183,9 @@ func ruleFor(rc *config.Route) router.Rule {
 
 func (s *Snapshot) buildRoute(rc *config.Route, deps Deps) (*Route, error) {
 	rt := &Route{Name: rc.Name, cfg: rc}
+	if deps.SLO != nil {
+		rt.sli = deps.SLO.Route(rc.Name)
+	}
 	switch {
 	case rc.Redirect != nil:
 		rt.Kind = "redirect"
@@ -273,6 +281,9 @@ func (s *Snapshot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.routes[i]
 	if info := request.FromContext(r.Context()); info != nil {
 		info.Route = rt.Name
+		if rt.sli != nil {
+			info.SLO = rt.sli
+		}
 	}
 	rt.handler.ServeHTTP(w, r)
 }
