@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -104,12 +106,7 @@ func TestSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "torii")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 
 	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -211,6 +208,135 @@ routes:
 	if !regexp.MustCompile(`shutdown: done`).MatchString(strings.Join(all, "\n")) {
 		t.Errorf("logs lack the shutdown line:\n%s", strings.Join(all, "\n"))
 	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary builds torii once per test run, statically as it ships.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "torii-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "torii")
+		build := exec.Command("go", "build", "-o", binPath, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// TestKill9KeepsCounts is issue #5's acceptance point 3: a kill -9 during
+// traffic loses at most one flush interval of SLO counts; a restart on the
+// same SQLite file sees everything flushed before it.
+func TestKill9KeepsCounts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	dir := t.TempDir()
+	dataAddr, adminAddr := freeAddr(t), freeAddr(t)
+	cfg := filepath.Join(dir, "torii.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+listen: [{addr: %q}]
+admin: {addr: %q}
+access_log: {disabled: true}
+store: {sqlite: torii.db, flush_interval: 1s}
+teams: {t: {}}
+upstreams:
+  app: {endpoints: [%q]}
+routes:
+  - name: all
+    owner: t
+    slo: {availability: 99.9}
+    backends: [{upstream: app}]
+`, dataAddr, adminAddr, up.Listener.Addr().String())), 0o600)
+
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "run", "-c", cfg)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "http://"+adminAddr+"/readyz", 200)
+		return cmd
+	}
+	send := func(n int) {
+		for i := 0; i < n; i++ {
+			resp, err := http.Get("http://" + dataAddr + "/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+
+	cmd := start()
+	const flushed, unflushed = 200, 50
+	send(flushed)
+	time.Sleep(2500 * time.Millisecond) // two flush intervals: all 200 are in the file
+	send(unflushed)                     // these may or may not be: at most one interval's worth
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	cmd = start()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var events int64 = -1
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		events = periodEvents(t, "http://"+adminAddr+"/api/v1/slos", "all")
+		if events >= flushed {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if events < flushed || events > flushed+unflushed {
+		t.Errorf("events after kill -9 and restart: got %d, want between %d (flushed before the kill) and %d", events, flushed, flushed+unflushed)
+	}
+	t.Logf("after kill -9: %d of %d requests counted (%d sent in the last flush interval)", events, flushed+unflushed, unflushed)
+}
+
+// periodEvents reads a route's availability events over its whole period
+// from /api/v1/slos; -1 before the first evaluation.
+func periodEvents(t *testing.T, url, route string) int64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		SLOs []struct {
+			Route        string `json:"route"`
+			Period       string `json:"period"`
+			Availability struct {
+				Events map[string]int64 `json:"events"`
+			} `json:"availability"`
+		} `json:"slos"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range body.SLOs {
+		if s.Route == route {
+			if n, ok := s.Availability.Events[s.Period]; ok {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 func freeAddr(t *testing.T) string {

@@ -327,10 +327,13 @@ func (e *Engine) localLocked(now time.Time) []store.Bucket {
 	return out
 }
 
-// Flush writes the completed buckets to the store. When the store fails
-// they stay in memory (at most MaxPending of them) for the next Flush;
-// Record is never affected.
-func (e *Engine) Flush(ctx context.Context) error { return e.flush(ctx, false) }
+// Flush writes every count recorded so far to the store, the buckets in
+// progress included (their slots are swapped to zero and the store adds
+// up later writes to the same bucket), so a crash loses at most one flush
+// interval of counts (issue #5). When the store fails the counts stay in
+// memory (at most MaxPending of them) for the next Flush; Record is never
+// affected.
+func (e *Engine) Flush(ctx context.Context) error { return e.flush(ctx, true) }
 
 // flush is Flush; all also writes the buckets in progress, for shutdown.
 // Counts recorded into them afterwards are written by a later flush, and
