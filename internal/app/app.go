@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -356,7 +357,9 @@ func (a *App) openSLO(cfg *config.Config) error {
 		Notifier:   alertNotifier{a.alerts},
 		Logger:     a.logger,
 		Registerer: a.prom,
-		ReplicaID:  fmt.Sprintf("%s/%d", host, os.Getpid()),
+		// Unique per App: hosts and PIDs repeat (containers sharing a
+		// hostname, two Apps in one test), and alert leases key on it.
+		ReplicaID: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8]),
 	})
 	if err != nil {
 		st.Close()

@@ -121,6 +121,12 @@ func (e *Engine) deliverLocked(ctx context.Context, a *alert) {
 	if !ok {
 		return // another replica sends it and persists the state
 	}
+	// A lease only spans two evaluations, and replicas see each other's
+	// counts a flush late, so another replica may have sent this very
+	// change already under an earlier lease: the stored state says so.
+	if st, found := e.storedAlert(ctx, a.key); found && st.Notified && st.Firing == a.firing {
+		return
+	}
 	if e.notifier != nil {
 		n := Notification{Key: a.key, Firing: a.firing, StartsAt: a.started, Labels: maps.Clone(a.labels), Annotations: maps.Clone(a.annots), Team: a.team}
 		if !a.firing {
@@ -132,6 +138,20 @@ func (e *Engine) deliverLocked(ctx context.Context, a *alert) {
 	if err := e.store.SaveAlert(ctx, st); err != nil {
 		e.log.Warn("save slo alert state", "alert", a.key, "err", err)
 	}
+}
+
+// storedAlert returns the persisted state of the alert key, if any.
+func (e *Engine) storedAlert(ctx context.Context, key string) (store.AlertState, bool) {
+	all, err := e.store.Alerts(ctx)
+	if err != nil {
+		return store.AlertState{}, false
+	}
+	for _, st := range all {
+		if st.Key == key {
+			return st, true
+		}
+	}
+	return store.AlertState{}, false
 }
 
 // describe fills a's labels and annotations from the evaluation.
