@@ -26,6 +26,7 @@ import (
 	"torii/internal/config"
 	"torii/internal/request"
 	"torii/internal/telemetry"
+	"torii/internal/testpki"
 )
 
 // h2Front serves h over HTTP/2 as the lead's front handler would: over
@@ -76,7 +77,7 @@ func h2Client(roots *x509.CertPool) *http.Client {
 // protoOrigin starts an upstream of kind "http", "h2c", "https" or "h2"
 // (the last two over TLS with pki's server certificate, mTLS requiring a
 // client certificate) serving h.
-func protoOrigin(t testing.TB, kind string, pki *testPKI, mTLS bool, h http.HandlerFunc) *httptest.Server {
+func protoOrigin(t testing.TB, kind string, pki *testpki.PKI, mTLS bool, h http.HandlerFunc) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	switch kind {
@@ -90,7 +91,7 @@ func protoOrigin(t testing.TB, kind string, pki *testPKI, mTLS bool, h http.Hand
 		srv.Start()
 	case "https", "h2":
 		srv.EnableHTTP2 = kind == "h2"
-		srv.TLS = pki.serverTLS(mTLS)
+		srv.TLS = pki.ServerTLS(mTLS)
 		srv.StartTLS()
 	default:
 		t.Fatalf("unknown origin kind %q", kind)
@@ -100,8 +101,8 @@ func protoOrigin(t testing.TB, kind string, pki *testPKI, mTLS bool, h http.Hand
 }
 
 func TestUpstreamProtocolThroughProxy(t *testing.T) {
-	pki := newTestPKI(t)
-	withCert := &config.UpstreamTLS{CA: pki.caFile, Cert: pki.clientCert, Key: pki.clientKey}
+	pki := testpki.New(t)
+	withCert := &config.UpstreamTLS{CA: pki.CAFile, Cert: pki.ClientCert, Key: pki.ClientKey}
 	tests := []struct {
 		name     string
 		origin   string
@@ -113,11 +114,11 @@ func TestUpstreamProtocolThroughProxy(t *testing.T) {
 	}{
 		{"http1", "http", false, "", nil, 200, "HTTP/1.1 plain"},
 		{"h2c", "h2c", false, "h2c", nil, 200, "HTTP/2.0 plain"},
-		{"https with ca", "https", false, "", &config.UpstreamTLS{CA: pki.caFile}, 200, "HTTP/1.1 tls"},
+		{"https with ca", "https", false, "", &config.UpstreamTLS{CA: pki.CAFile}, 200, "HTTP/1.1 tls"},
 		{"https without ca", "https", false, "", &config.UpstreamTLS{}, 502, ""},
-		{"h2 over TLS", "h2", false, "h2", &config.UpstreamTLS{CA: pki.caFile}, 200, "HTTP/2.0 tls"},
+		{"h2 over TLS", "h2", false, "h2", &config.UpstreamTLS{CA: pki.CAFile}, 200, "HTTP/2.0 tls"},
 		{"mTLS with client certificate", "https", true, "", withCert, 200, "HTTP/1.1 tls"},
-		{"mTLS without client certificate", "https", true, "", &config.UpstreamTLS{CA: pki.caFile}, 502, ""},
+		{"mTLS without client certificate", "https", true, "", &config.UpstreamTLS{CA: pki.CAFile}, 502, ""},
 		{"h2 mTLS with client certificate", "h2", true, "h2", withCert, 200, "HTTP/2.0 tls"},
 	}
 	for _, tt := range tests {
@@ -145,7 +146,7 @@ func TestUpstreamProtocolThroughProxy(t *testing.T) {
 // grpcUpstream starts a real gRPC server offering the health service,
 // over TLS with pki's server certificate when pki is not nil, otherwise
 // over h2c.
-func grpcUpstream(t testing.TB, pki *testPKI) (addr string, hs *health.Server) {
+func grpcUpstream(t testing.TB, pki *testpki.PKI) (addr string, hs *health.Server) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -153,7 +154,7 @@ func grpcUpstream(t testing.TB, pki *testPKI) (addr string, hs *health.Server) {
 	}
 	var opts []grpc.ServerOption
 	if pki != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(pki.serverTLS(false))))
+		opts = append(opts, grpc.Creds(credentials.NewTLS(pki.ServerTLS(false))))
 	}
 	s := grpc.NewServer(opts...)
 	hs = health.NewServer()
@@ -164,7 +165,7 @@ func grpcUpstream(t testing.TB, pki *testPKI) (addr string, hs *health.Server) {
 }
 
 func TestGRPC(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	tests := []struct {
 		name        string
 		upstreamTLS bool // gRPC over TLS (protocol h2), otherwise h2c
@@ -176,7 +177,7 @@ func TestGRPC(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var upPKI *testPKI
+			var upPKI *testpki.PKI
 			if tt.upstreamTLS {
 				upPKI = pki
 			}
@@ -184,7 +185,7 @@ func TestGRPC(t *testing.T) {
 			pool := newPool(t, "grpc", func(c *config.Upstream) {
 				c.Protocol = "h2c"
 				if tt.upstreamTLS {
-					c.Protocol, c.TLS = "h2", &config.UpstreamTLS{CA: pki.caFile}
+					c.Protocol, c.TLS = "h2", &config.UpstreamTLS{CA: pki.CAFile}
 				}
 			}, addr)
 			reg := prometheus.NewRegistry()

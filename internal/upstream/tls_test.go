@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"torii/internal/config"
+	"torii/internal/testpki"
 )
 
 // protoServer starts an upstream answering with the protocol it was
@@ -68,7 +69,7 @@ func get(t testing.TB, p *Pool) (string, error) {
 }
 
 func TestUpstreamProtocolsAndTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	tests := []struct {
 		name     string
 		server   string // protoServer kind
@@ -81,34 +82,34 @@ func TestUpstreamProtocolsAndTLS(t *testing.T) {
 		{name: "http1 by default", server: "http", want: "HTTP/1.1 plain"},
 		{name: "http1 named", server: "http", protocol: "http1", want: "HTTP/1.1 plain"},
 		{name: "h2c", server: "h2c", protocol: "h2c", want: "HTTP/2.0 plain"},
-		{name: "https verified with ca", server: "https", tls: &config.UpstreamTLS{CA: pki.caFile}, want: "HTTP/1.1 tls"},
+		{name: "https verified with ca", server: "https", tls: &config.UpstreamTLS{CA: pki.CAFile}, want: "HTTP/1.1 tls"},
 		{name: "https without ca fails verification", server: "https", tls: &config.UpstreamTLS{},
 			wantErr: "certificate"},
 		{name: "insecure_skip_verify", server: "https", tls: &config.UpstreamTLS{InsecureSkipVerify: true}, want: "HTTP/1.1 tls"},
 		{name: "server_name verified", server: "https",
-			tls: &config.UpstreamTLS{CA: pki.caFile, ServerName: "upstream.test"}, want: "HTTP/1.1 tls"},
+			tls: &config.UpstreamTLS{CA: pki.CAFile, ServerName: "upstream.test"}, want: "HTTP/1.1 tls"},
 		{name: "wrong server_name", server: "https",
-			tls: &config.UpstreamTLS{CA: pki.caFile, ServerName: "other.test"}, wantErr: "other.test"},
+			tls: &config.UpstreamTLS{CA: pki.CAFile, ServerName: "other.test"}, wantErr: "other.test"},
 		{name: "http1 over TLS to an h2 server stays HTTP/1.1", server: "h2",
-			tls: &config.UpstreamTLS{CA: pki.caFile}, want: "HTTP/1.1 tls"},
+			tls: &config.UpstreamTLS{CA: pki.CAFile}, want: "HTTP/1.1 tls"},
 		{name: "h2 over TLS", server: "h2", protocol: "h2",
-			tls: &config.UpstreamTLS{CA: pki.caFile}, want: "HTTP/2.0 tls"},
+			tls: &config.UpstreamTLS{CA: pki.CAFile}, want: "HTTP/2.0 tls"},
 		{name: "h2 to a server without h2 fails", server: "https", protocol: "h2",
-			tls: &config.UpstreamTLS{CA: pki.caFile}, wantErr: "protocol"},
+			tls: &config.UpstreamTLS{CA: pki.CAFile}, wantErr: "protocol"},
 		{name: "h2 without a tls block uses TLS and the system roots", server: "h2", protocol: "h2",
 			wantErr: "certificate"},
 		{name: "mTLS with a client certificate", server: "https", mTLS: true,
-			tls:  &config.UpstreamTLS{CA: pki.caFile, Cert: pki.clientCert, Key: pki.clientKey},
+			tls:  &config.UpstreamTLS{CA: pki.CAFile, Cert: pki.ClientCert, Key: pki.ClientKey},
 			want: "HTTP/1.1 tls"},
 		{name: "mTLS over h2 with a client certificate", server: "h2", mTLS: true, protocol: "h2",
-			tls:  &config.UpstreamTLS{CA: pki.caFile, Cert: pki.clientCert, Key: pki.clientKey},
+			tls:  &config.UpstreamTLS{CA: pki.CAFile, Cert: pki.ClientCert, Key: pki.ClientKey},
 			want: "HTTP/2.0 tls"},
 		{name: "mTLS without a client certificate", server: "https", mTLS: true,
-			tls: &config.UpstreamTLS{CA: pki.caFile}, wantErr: "certificate required"},
+			tls: &config.UpstreamTLS{CA: pki.CAFile}, wantErr: "certificate required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := protoServer(t, tt.server, pki.serverTLS(tt.mTLS))
+			srv := protoServer(t, tt.server, pki.ServerTLS(tt.mTLS))
 			cfg := &config.Upstream{
 				Endpoints: []config.Endpoint{{Addr: srv.Listener.Addr().String()}},
 				Protocol:  tt.protocol,
@@ -153,12 +154,12 @@ func TestPoolScheme(t *testing.T) {
 }
 
 func TestTransportReuseTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	base := func() *config.Upstream {
 		return &config.Upstream{
 			Endpoints: []config.Endpoint{{Addr: "127.0.0.1:1"}},
 			Protocol:  "h2",
-			TLS:       &config.UpstreamTLS{CA: pki.caFile, Cert: pki.clientCert, Key: pki.clientKey},
+			TLS:       &config.UpstreamTLS{CA: pki.CAFile, Cert: pki.ClientCert, Key: pki.ClientKey},
 		}
 	}
 	tests := []struct {
@@ -174,12 +175,12 @@ func TestTransportReuseTLS(t *testing.T) {
 		{"client certificate dropped", func(_ *testing.T, u *config.Upstream) { u.TLS.Cert, u.TLS.Key = "", "" }, false},
 		{"ca file rewritten in place", func(t *testing.T, u *config.Upstream) {
 			// A rotated bundle under the same path: another CA appended.
-			other := newTestPKI(t)
+			other := testpki.New(t)
 			b1, err := os.ReadFile(u.TLS.CA)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b2, err := os.ReadFile(other.caFile)
+			b2, err := os.ReadFile(other.CAFile)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,7 +194,7 @@ func TestTransportReuseTLS(t *testing.T) {
 			reg := newTestRegistry(nil)
 			cfg := base()
 			caBefore, _ := os.ReadFile(cfg.TLS.CA)
-			t.Cleanup(func() { os.WriteFile(pki.caFile, caBefore, 0o600) })
+			t.Cleanup(func() { os.WriteFile(pki.CAFile, caBefore, 0o600) })
 			a := newTestPool(t, "app", cfg, reg)
 			cfg = base()
 			tt.edit(t, cfg)
@@ -206,8 +207,8 @@ func TestTransportReuseTLS(t *testing.T) {
 }
 
 func TestNewPoolTLSErrors(t *testing.T) {
-	pki := newTestPKI(t)
-	notPEM := writePEM(t, t.TempDir(), "x.pem", "X", nil)
+	pki := testpki.New(t)
+	notPEM := testpki.WritePEM(t, t.TempDir(), "x.pem", "X", nil)
 	os.WriteFile(notPEM, []byte("not a certificate"), 0o600)
 	ep := []config.Endpoint{{Addr: "127.0.0.1:443"}}
 	tests := []struct {
@@ -219,12 +220,12 @@ func TestNewPoolTLSErrors(t *testing.T) {
 		{"h2c with tls", &config.Upstream{Endpoints: ep, Protocol: "h2c", TLS: &config.UpstreamTLS{}}, "h2c"},
 		{"missing ca file", &config.Upstream{Endpoints: ep, TLS: &config.UpstreamTLS{CA: "/nonexistent/ca.pem"}}, "read ca"},
 		{"ca not PEM", &config.Upstream{Endpoints: ep, TLS: &config.UpstreamTLS{CA: notPEM}}, "no PEM certificate"},
-		{"cert without key", &config.Upstream{Endpoints: ep, TLS: &config.UpstreamTLS{Cert: pki.clientCert}}, "cert and key"},
+		{"cert without key", &config.Upstream{Endpoints: ep, TLS: &config.UpstreamTLS{Cert: pki.ClientCert}}, "cert and key"},
 		{"key does not match", &config.Upstream{Endpoints: ep,
-			TLS: &config.UpstreamTLS{Cert: pki.clientCert, Key: notPEM}}, "client certificate"},
+			TLS: &config.UpstreamTLS{Cert: pki.ClientCert, Key: notPEM}}, "client certificate"},
 		{"two host names without server_name", &config.Upstream{
 			Endpoints: []config.Endpoint{{Addr: "a.internal:443"}, {Addr: "b.internal:443"}},
-			TLS:       &config.UpstreamTLS{CA: pki.caFile}}, "server_name"},
+			TLS:       &config.UpstreamTLS{CA: pki.CAFile}}, "server_name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,7 +275,7 @@ func TestServerNameDefault(t *testing.T) {
 }
 
 func TestHealthCheckProtocols(t *testing.T) {
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	tests := []struct {
 		name     string
 		server   string
@@ -283,8 +284,8 @@ func TestHealthCheckProtocols(t *testing.T) {
 		tls      *config.UpstreamTLS
 	}{
 		{"h2c", "h2c", false, "h2c", nil},
-		{"https with mTLS", "https", true, "", &config.UpstreamTLS{CA: pki.caFile, Cert: pki.clientCert, Key: pki.clientKey}},
-		{"h2", "h2", false, "h2", &config.UpstreamTLS{CA: pki.caFile}},
+		{"https with mTLS", "https", true, "", &config.UpstreamTLS{CA: pki.CAFile, Cert: pki.ClientCert, Key: pki.ClientKey}},
+		{"h2", "h2", false, "h2", &config.UpstreamTLS{CA: pki.CAFile}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,7 +302,7 @@ func TestHealthCheckProtocols(t *testing.T) {
 				srv.Start()
 			default:
 				srv.EnableHTTP2 = tt.server == "h2"
-				srv.TLS = pki.serverTLS(tt.mTLS)
+				srv.TLS = pki.ServerTLS(tt.mTLS)
 				srv.StartTLS()
 			}
 			t.Cleanup(srv.Close)

@@ -1,4 +1,8 @@
-package upstream
+// Package testpki makes throwaway certificate authorities for tests: a CA,
+// a server certificate for 127.0.0.1 and "upstream.test", and a client
+// certificate, as PEM files in the test's temporary directory. Only tests
+// import it.
+package testpki
 
 import (
 	"crypto/ecdsa"
@@ -16,18 +20,22 @@ import (
 	"time"
 )
 
-// testPKI is a CA made for one test, with a server certificate for
-// 127.0.0.1 and "upstream.test", and a client certificate, written as PEM
-// files in a temporary directory.
-type testPKI struct {
-	roots      *x509.CertPool
-	server     tls.Certificate
-	caFile     string
-	clientCert string // file
-	clientKey  string // file
+// PKI is a CA made for one test, with a server certificate for 127.0.0.1
+// and "upstream.test", and a client certificate, written as PEM files in a
+// temporary directory.
+type PKI struct {
+	// Roots holds the CA.
+	Roots *x509.CertPool
+	// Server is the server certificate and key.
+	Server tls.Certificate
+	// CAFile, ClientCert and ClientKey are PEM file paths.
+	CAFile     string
+	ClientCert string
+	ClientKey  string
 }
 
-func newTestPKI(t testing.TB) *testPKI {
+// New makes a PKI in t's temporary directory.
+func New(t testing.TB) *PKI {
 	t.Helper()
 	dir := t.TempDir()
 	caKey := newKey(t)
@@ -68,19 +76,19 @@ func newTestPKI(t testing.TB) *testPKI {
 		}
 		return der, key
 	}
-	p := &testPKI{roots: x509.NewCertPool()}
-	p.roots.AddCert(ca)
+	p := &PKI{Roots: x509.NewCertPool()}
+	p.Roots.AddCert(ca)
 	serverDER, serverKey := issue(2, x509.ExtKeyUsageServerAuth, "upstream.test")
-	p.server = tls.Certificate{Certificate: [][]byte{serverDER}, PrivateKey: serverKey}
+	p.Server = tls.Certificate{Certificate: [][]byte{serverDER}, PrivateKey: serverKey}
 	clientDER, clientKey := issue(3, x509.ExtKeyUsageClientAuth, "torii")
 
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-	p.clientCert = writePEM(t, dir, "client.pem", "CERTIFICATE", clientDER)
+	p.CAFile = WritePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
+	p.ClientCert = WritePEM(t, dir, "client.pem", "CERTIFICATE", clientDER)
 	keyDER, err := x509.MarshalPKCS8PrivateKey(clientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.clientKey = writePEM(t, dir, "client-key.pem", "PRIVATE KEY", keyDER)
+	p.ClientKey = WritePEM(t, dir, "client-key.pem", "PRIVATE KEY", keyDER)
 	return p
 }
 
@@ -93,7 +101,8 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 	return key
 }
 
-func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
+// WritePEM writes one PEM block to dir/name and returns the path.
+func WritePEM(t testing.TB, dir, name, typ string, der []byte) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
@@ -102,13 +111,13 @@ func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
 	return path
 }
 
-// serverTLS returns the TLS config of an upstream serving p's server
+// ServerTLS returns the TLS config of an upstream serving p's server
 // certificate; mTLS makes it require a client certificate from p's CA.
-func (p *testPKI) serverTLS(mTLS bool) *tls.Config {
-	c := &tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS12}
+func (p *PKI) ServerTLS(mTLS bool) *tls.Config {
+	c := &tls.Config{Certificates: []tls.Certificate{p.Server}, MinVersion: tls.VersionTLS12}
 	if mTLS {
 		c.ClientAuth = tls.RequireAndVerifyClientCert
-		c.ClientCAs = p.roots
+		c.ClientCAs = p.Roots
 	}
 	return c
 }
