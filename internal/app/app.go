@@ -108,8 +108,10 @@ type App struct {
 	serveWG     sync.WaitGroup
 }
 
-// New loads the config and builds the first snapshot. It opens no socket
-// and starts no goroutine. An invalid config returns config.Problems.
+// New loads the config, opens the store (the SQLite file, or a connection
+// to PostgreSQL: the SLO engine needs it before the first snapshot is
+// built) and builds the first snapshot. It binds no listener and starts no
+// goroutine; Start does. An invalid config returns config.Problems.
 func New(opts Options) (*App, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
