@@ -21,6 +21,7 @@ func (v *checker) routes() {
 		r := &v.c.Routes[i]
 		v.routeName(p, r.Name, i, names)
 		v.routeAuth(p, r)
+		v.sticky(p, r)
 		v.routeRateLimit(p, r)
 		v.routeLimits(p, r)
 		v.routeCache(p, r)
@@ -107,6 +108,33 @@ func (v *checker) backends(p string, bs []Backend) {
 	}
 	if len(bs) > 0 && total == 0 {
 		v.addf(p+".backends", "the weights add up to 0, so no request could be served; give a backend a positive weight")
+	}
+}
+
+// sticky checks a route's sticky block: one key, and a claim only where a
+// JWT is verified.
+func (v *checker) sticky(p string, r *Route) {
+	st := r.Sticky
+	if st == nil {
+		return
+	}
+	n := 0
+	for _, set := range []bool{st.Header != "", st.Cookie != "", st.Claim != "", st.ClientIP} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		v.addf(p+".sticky", "set exactly one of header, cookie, claim and client_ip")
+	}
+	if st.Header != "" {
+		v.headerName(p+".sticky.header", st.Header)
+	}
+	if st.Claim != "" && (r.Auth == nil || r.Auth.JWT == nil) {
+		v.addf(p+".sticky.claim", "a claim key needs auth.jwt on the route, which verifies the claim")
+	}
+	if len(r.Backends) == 0 {
+		v.addf(p+".sticky", "sticky splits need backends")
 	}
 }
 

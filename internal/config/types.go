@@ -280,6 +280,10 @@ type Route struct {
 	Match Match `yaml:"match" json:"match"`
 	// Backends are the upstreams the route forwards to, chosen by weight.
 	Backends []Backend `yaml:"backends" json:"backends,omitempty"`
+	// Sticky keeps each user on one backend of the split. A request
+	// without the key is placed at random by weight. Nil: every request is
+	// placed at random by weight.
+	Sticky *Sticky `yaml:"sticky" json:"sticky,omitempty"`
 	// Redirect answers with a redirect instead of forwarding.
 	Redirect *Redirect `yaml:"redirect" json:"redirect,omitempty"`
 	// DirectResponse answers with a fixed status and body instead of
@@ -372,6 +376,24 @@ type Backend struct {
 	// (integers, as in the Gateway API), 0 to 1000000. Default: 1. Zero: no
 	// traffic; a route's weights must not all be zero.
 	Weight *int `yaml:"weight" json:"weight,omitempty"`
+	// Candidate marks the new side of a migration. With sticky set on the
+	// route, candidates take the first share of the hash space, so a user
+	// moved to a candidate stays there as its weight grows. Default: false.
+	Candidate bool `yaml:"candidate" json:"candidate,omitempty"`
+}
+
+// Sticky keeps a user on one backend of a weighted split: the user's key
+// is hashed to a fixed point, and each backend owns a share of the points
+// in proportion to its weight, candidates first. At most one field is set.
+type Sticky struct {
+	// Header keys on a request header's value, e.g. "Authorization".
+	Header string `yaml:"header" json:"header,omitempty"`
+	// Cookie keys on a cookie's value.
+	Cookie string `yaml:"cookie" json:"cookie,omitempty"`
+	// Claim keys on a verified JWT claim, e.g. "sub"; needs auth.jwt.
+	Claim string `yaml:"claim" json:"claim,omitempty"`
+	// ClientIP keys on the client's IP (trusted-proxy aware).
+	ClientIP bool `yaml:"client_ip" json:"client_ip,omitempty"`
 }
 
 // Redirect answers with a redirect.

@@ -39,15 +39,22 @@ type Backend struct {
 	// Weight is the backend's relative share of the route's requests.
 	// Zero: no requests. Negative weights are an error.
 	Weight int
+	// Candidate places the backend first in a sticky split (see Sticky).
+	Candidate bool
 }
 
 // Options configure a Handler. They come from a validated config.Route.
 type Options struct {
 	// Route is the route's name, for errors and logs.
 	Route string
-	// Backends are chosen at random in proportion to their weights, which
-	// must sum to more than zero.
+	// Backends are chosen in proportion to their weights, which must sum
+	// to more than zero: at random, or by the Sticky key.
 	Backends []Backend
+	// Sticky, when set, places each request by a hash of its key rather
+	// than at random, so a user stays on one backend; candidates own the
+	// low end of the hash space, so raising their weight only moves users
+	// onto them, never back. Nil: random.
+	Sticky *config.Sticky
 	// Timeout bounds all tries together, from the first try until a
 	// response head is accepted; a body streaming after that is not cut.
 	// Zero: no limit.
@@ -86,6 +93,7 @@ type Handler struct {
 	route         string
 	pools         []*upstream.Pool // backends with a weight above zero
 	cumWeights    []int            // running sums of their weights
+	sticky        *config.Sticky   // nil: random placement
 	timeout       time.Duration
 	tryTimeout    time.Duration
 	attempts      int
@@ -113,8 +121,21 @@ func New(o Options) (*Handler, error) {
 	errorf := func(format string, args ...any) error {
 		return fmt.Errorf("build proxy for route %q: "+format, append([]any{o.Route}, args...)...)
 	}
+	// Candidates first: in a sticky split they own the start of the hash
+	// space, which only grows as their weight does.
+	backends := slices.Clone(o.Backends)
+	slices.SortStableFunc(backends, func(a, b Backend) int {
+		switch {
+		case a.Candidate == b.Candidate:
+			return 0
+		case a.Candidate:
+			return -1
+		}
+		return 1
+	})
+	h.sticky = o.Sticky
 	total := 0
-	for i, b := range o.Backends {
+	for i, b := range backends {
 		switch {
 		case b.Pool == nil:
 			return nil, errorf("backends[%d]: no pool", i)
@@ -158,14 +179,72 @@ func New(o Options) (*Handler, error) {
 	return h, nil
 }
 
-// pickPool chooses a backend at random by weight.
-func (h *Handler) pickPool() *upstream.Pool {
+// pickPool chooses a backend by weight: by the request's sticky key when
+// the route has one and the request carries it, else at random.
+func (h *Handler) pickPool(r *http.Request, info *request.Info) *upstream.Pool {
 	if len(h.pools) == 1 {
 		return h.pools[0]
 	}
-	n := rand.IntN(h.cumWeights[len(h.cumWeights)-1])
+	total := h.cumWeights[len(h.cumWeights)-1]
+	var n int
+	if key, ok := stickyKey(h.sticky, r, info); ok {
+		// The key's fixed point in [0, 1), scaled to the weights: a
+		// point below the candidates' share stays below it as it grows.
+		n = int((uint64(total) * (fnv64(key) >> 32)) >> 32)
+	} else {
+		n = rand.IntN(total)
+	}
 	i, _ := slices.BinarySearch(h.cumWeights, n+1)
 	return h.pools[i]
+}
+
+// stickyKey returns the request's sticky key, if the route has one and
+// the request carries it.
+func stickyKey(st *config.Sticky, r *http.Request, info *request.Info) (string, bool) {
+	switch {
+	case st == nil:
+		return "", false
+	case st.Header != "":
+		v := r.Header.Get(st.Header)
+		return v, v != ""
+	case st.Cookie != "":
+		c, err := r.Cookie(st.Cookie)
+		if err != nil || c.Value == "" {
+			return "", false
+		}
+		return c.Value, true
+	case st.Claim != "":
+		v, ok := info.Claims[st.Claim]
+		if !ok || v == nil {
+			return "", false
+		}
+		if s, ok := v.(string); ok {
+			return s, s != ""
+		}
+		return fmt.Sprint(v), true
+	case st.ClientIP:
+		if !info.ClientIP.IsValid() {
+			return "", false
+		}
+		return info.ClientIP.String(), true
+	}
+	return "", false
+}
+
+// fnv64 is 64-bit FNV-1a with splitmix64's finalizer, so the high bits
+// are well mixed even for short keys: stable across replicas and restarts,
+// so every torii places a user on the same backend.
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	return h ^ h>>31
 }
 
 // retryStatus reports whether status is one of the route's retry statuses.
@@ -208,7 +287,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	pool := h.pickPool()
+	pool := h.pickPool(r, info)
 	info.Upstream = pool.Name()
 	if upgrade != "" && pool.Protocol() != upstream.ProtocolHTTP1 {
 		// HTTP/2 has no Upgrade: RFC 9113 §8.2.2 forbids the field.

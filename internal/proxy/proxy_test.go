@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -576,19 +577,103 @@ func TestWeightedBackends(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := New(Options{Backends: []Backend{{pa, tt.wa}, {pb, tt.wb}}})
+			h, err := New(Options{Backends: []Backend{{Pool: pa, Weight: tt.wa}, {Pool: pb, Weight: tt.wb}}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			counts := map[string]int{}
+			r := httptest.NewRequest("GET", "/", nil)
 			for range 400 {
-				counts[h.pickPool().Name()]++
+				counts[h.pickPool(r, &request.Info{}).Name()]++
 			}
 			if counts["a"] < tt.minA || counts["b"] < tt.minB {
 				t.Errorf("got a=%d b=%d of 400, want at least a=%d b=%d", counts["a"], counts["b"], tt.minA, tt.minB)
 			}
 		})
 	}
+}
+
+// TestStickySplit: a sticky key always lands on the same backend, the
+// split follows the weights, and as the candidate's weight grows a user
+// already on the candidate stays there (the migration never flaps back).
+func TestStickySplit(t *testing.T) {
+	a, b := newOrigin(t, behaviour(t, "ok")), newOrigin(t, behaviour(t, "ok"))
+	mono, cand := newPool(t, "monolith", nil, a.addr()), newPool(t, "listing", nil, b.addr())
+	split := func(candWeight int, st *config.Sticky) *Handler {
+		t.Helper()
+		// The candidate is listed second on purpose: candidates are
+		// placed first whatever the config order.
+		h, err := New(Options{Sticky: st, Backends: []Backend{
+			{Pool: mono, Weight: 100 - candWeight},
+			{Pool: cand, Weight: candWeight, Candidate: true},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	pick := func(h *Handler, user string) string {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("X-User", user)
+		r.AddCookie(&http.Cookie{Name: "uid", Value: user})
+		info := &request.Info{Claims: map[string]any{"sub": user}, ClientIP: netip.MustParseAddr("192.0.2.7")}
+		return h.pickPool(r, info).Name()
+	}
+	users := make([]string, 2000)
+	for i := range users {
+		users[i] = fmt.Sprintf("user-%d", i)
+	}
+	for _, key := range []struct {
+		name string
+		st   *config.Sticky
+	}{
+		{"header", &config.Sticky{Header: "X-User"}},
+		{"cookie", &config.Sticky{Cookie: "uid"}},
+		{"claim", &config.Sticky{Claim: "sub"}},
+	} {
+		t.Run(key.name, func(t *testing.T) {
+			onCandidate := map[string]bool{}
+			for _, w := range []int{1, 5, 25, 50, 100} {
+				h := split(w, key.st)
+				n := 0
+				for _, u := range users {
+					got := pick(h, u)
+					if again := pick(h, u); again != got {
+						t.Fatalf("weight %d: %s went to %s then %s", w, u, got, again)
+					}
+					if got == "listing" {
+						n++
+						onCandidate[u] = true
+					} else if onCandidate[u] {
+						t.Fatalf("weight %d: %s moved back from the candidate to %s", w, u, got)
+					}
+				}
+				want := len(users) * w / 100
+				if d := n - want; d < -len(users)/25 || d > len(users)/25 {
+					t.Errorf("weight %d: got %d of %d users on the candidate, want about %d", w, n, len(users), want)
+				}
+			}
+		})
+	}
+	t.Run("client ip", func(t *testing.T) {
+		h := split(50, &config.Sticky{ClientIP: true})
+		first := pick(h, "a")
+		for _, u := range users[:50] {
+			if got := pick(h, u); got != first {
+				t.Fatalf("same client IP went to %s and %s", first, got)
+			}
+		}
+	})
+	t.Run("missing key is random", func(t *testing.T) {
+		h := split(50, &config.Sticky{Header: "X-Missing"})
+		seen := map[string]bool{}
+		for range 200 {
+			seen[h.pickPool(httptest.NewRequest("GET", "/", nil), &request.Info{}).Name()] = true
+		}
+		if len(seen) != 2 {
+			t.Errorf("requests without the key went to %v, want both backends", seen)
+		}
+	})
 }
 
 func TestNewRejects(t *testing.T) {
@@ -599,13 +684,13 @@ func TestNewRejects(t *testing.T) {
 		o    Options
 	}{
 		{"no backends", Options{}},
-		{"weights sum to zero", Options{Backends: []Backend{{pool, 0}}}},
-		{"negative weight", Options{Backends: []Backend{{pool, -1}, {pool, 2}}}},
-		{"nil pool", Options{Backends: []Backend{{nil, 1}}}},
-		{"negative attempts", Options{Backends: []Backend{{pool, 1}}, Attempts: -1}},
-		{"negative timeout", Options{Backends: []Backend{{pool, 1}}, Timeout: -time.Second}},
-		{"bad retry status", Options{Backends: []Backend{{pool, 1}}, RetryStatuses: []int{1000}}},
-		{"bad header op", Options{Backends: []Backend{{pool, 1}}, RequestHeaders: config.HeaderOps{Remove: []string{"a b"}}}},
+		{"weights sum to zero", Options{Backends: []Backend{{Pool: pool, Weight: 0}}}},
+		{"negative weight", Options{Backends: []Backend{{Pool: pool, Weight: -1}, {Pool: pool, Weight: 2}}}},
+		{"nil pool", Options{Backends: []Backend{{Pool: nil, Weight: 1}}}},
+		{"negative attempts", Options{Backends: []Backend{{Pool: pool, Weight: 1}}, Attempts: -1}},
+		{"negative timeout", Options{Backends: []Backend{{Pool: pool, Weight: 1}}, Timeout: -time.Second}},
+		{"bad retry status", Options{Backends: []Backend{{Pool: pool, Weight: 1}}, RetryStatuses: []int{1000}}},
+		{"bad header op", Options{Backends: []Backend{{Pool: pool, Weight: 1}}, RequestHeaders: config.HeaderOps{Remove: []string{"a b"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -205,7 +205,7 @@ func (s *Snapshot) buildRoute(rc *config.Route, deps Deps) (*Route, error) {
 			if b.Weight != nil {
 				w = *b.Weight
 			}
-			backends = append(backends, proxy.Backend{Pool: p, Weight: w})
+			backends = append(backends, proxy.Backend{Pool: p, Weight: w, Candidate: b.Candidate})
 		}
 		attempts := 1
 		if rc.Retries.Attempts != nil {
@@ -218,6 +218,7 @@ func (s *Snapshot) buildRoute(rc *config.Route, deps Deps) (*Route, error) {
 		h, err := proxy.New(proxy.Options{
 			Route:           rc.Name,
 			Backends:        backends,
+			Sticky:          rc.Sticky,
 			Timeout:         rc.Timeout.D(),
 			TryTimeout:      rc.TryTimeout.D(),
 			Attempts:        attempts,
