@@ -36,6 +36,7 @@ import (
 	"torii/internal/middleware/forwardauth"
 	"torii/internal/middleware/jwt"
 	"torii/internal/middleware/ratelimit"
+	"torii/internal/migrate"
 	"torii/internal/proxy"
 	"torii/internal/proxyproto"
 	"torii/internal/runtime"
@@ -73,6 +74,7 @@ type App struct {
 	limits   *ratelimit.Shared
 	cache    *cache.Store
 	compress *compress.Metrics
+	shadow   *migrate.Metrics
 
 	listenerMetrics *listener.Metrics
 
@@ -146,6 +148,7 @@ func New(opts Options) (*App, error) {
 		return nil, fmt.Errorf("create cache: %w", err)
 	}
 	a.compress = compress.NewMetrics(a.prom)
+	a.shadow = migrate.NewMetrics(a.prom)
 	a.listenerMetrics, err = listener.NewMetrics(a.prom)
 	if err != nil {
 		return nil, fmt.Errorf("create listener metrics: %w", err)
@@ -415,6 +418,7 @@ func (a *App) deps(cfg *config.Config) runtime.Deps {
 		RateLimits:         a.limits,
 		Cache:              a.cache,
 		Compress:           a.compress,
+		Shadow:             a.shadow,
 	}
 }
 

@@ -142,6 +142,7 @@ func (r *Route) applyDefaults() {
 	if len(r.Retries.On) == 0 {
 		r.Retries.On = []string{RetryOnConnectFailure, RetryOnReset}
 	}
+	r.applyShadowDefaults() // last: its timeout defaults to the route's
 }
 
 func setString(s *string, def string) {

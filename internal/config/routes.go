@@ -26,6 +26,7 @@ func (v *checker) routes() {
 		v.routeLimits(p, r)
 		v.routeCache(p, r)
 		v.routeCompress(p, r)
+		v.routeShadow(p, r)
 		v.action(p, r)
 		v.backends(p, r.Backends)
 		v.match(p+".match", &r.Match)

@@ -304,6 +304,9 @@ type Route struct {
 	Cache *RouteCache `yaml:"cache" json:"cache,omitempty"`
 	// Compress compresses the route's responses. Nil: not compressed.
 	Compress *Compress `yaml:"compress" json:"compress,omitempty"`
+	// Shadow mirrors a share of the route's requests to a candidate
+	// upstream. Nil: none.
+	Shadow *Shadow `yaml:"shadow" json:"shadow,omitempty"`
 	// Limits are the route's request limits (body size).
 	Limits Limits `yaml:"limits" json:"limits"`
 	// StripPrefix removes this prefix from the path before forwarding, e.g.

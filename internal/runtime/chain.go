@@ -28,8 +28,10 @@ import (
 //  5. compression, inside the cache, so the cache stores each encoding as
 //     its own variant (Vary: Accept-Encoding) and a hit costs no
 //     compression;
-//  6. path rewrite, then the route's handler: split, retries, timeouts and
-//     the balancer live in internal/proxy.
+//  6. path rewrite, then shadowing (innermost, so the candidate sees the
+//     rewritten request and the primary is served first), then the
+//     route's handler: split, retries, timeouts and the balancer live in
+//     internal/proxy.
 //
 // An explicit switch builds what the config asks for: no registry, no
 // init() magic.

@@ -22,6 +22,7 @@ import (
 	"torii/internal/middleware/forwardauth"
 	"torii/internal/middleware/jwt"
 	"torii/internal/middleware/ratelimit"
+	"torii/internal/migrate"
 	"torii/internal/proxy"
 	"torii/internal/request"
 	"torii/internal/router"
@@ -53,6 +54,8 @@ type Deps struct {
 	Compress *compress.Metrics
 	// SLO resolves each route's SLI recorder. Nil: no SLO accounting.
 	SLO *slo.Accountant
+	// Shadow counts mirrored requests. Nil: counted nowhere.
+	Shadow *migrate.Metrics
 	// Tunnels tracks upgraded connections (WebSocket) across snapshots so
 	// shutdown can wait for and close them. Nil: not tracked.
 	Tunnels *proxy.Tunnels
@@ -236,7 +239,25 @@ func (s *Snapshot) buildRoute(rc *config.Route, deps Deps) (*Route, error) {
 		if err != nil {
 			return nil, err
 		}
-		rt.handler = rw.wrap(h)
+		var inner http.Handler = h
+		if sc := rc.Shadow; sc != nil {
+			mw, err := migrate.New(migrate.Options{
+				Route:         rc.Name,
+				Pool:          s.pools[sc.Upstream],
+				Percent:       sc.Percent,
+				MaxBodyBytes:  int64(sc.MaxBodyBytes),
+				AllowUnsafe:   sc.AllowUnsafe,
+				MaxConcurrent: sc.MaxConcurrent,
+				Timeout:       sc.Timeout.D(),
+				Logger:        deps.Logger,
+				Metrics:       deps.Shadow,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("shadow: %w", err)
+			}
+			inner = mw(inner)
+		}
+		rt.handler = rw.wrap(inner)
 	}
 	h, err := s.chain(rc, rt.handler)
 	if err != nil {
