@@ -405,6 +405,17 @@ func (a *App) warn(cfg *config.Config) {
 	}
 }
 
+// forgetRoute drops the per-route series of a route a reload removed, so
+// a fleet of short-lived routes cannot grow /metrics without bound. The
+// SLO engine does the same for its own series when it applies a config.
+func (a *App) forgetRoute(name string) {
+	a.jwtKeys.ForgetRoute(name)
+	a.fwdStats.ForgetRoute(name)
+	a.limits.ForgetRoute(name)
+	a.cache.ForgetRoute(name)
+	a.shadow.ForgetRoute(name)
+}
+
 // deps are what every snapshot is built with.
 func (a *App) deps(cfg *config.Config) runtime.Deps {
 	return runtime.Deps{
@@ -567,6 +578,11 @@ func (a *App) reloadLocked() error {
 		keep[r.Name] = true
 	}
 	a.metrics.ForgetRoutes(func(route string) bool { return keep[route] })
+	for _, r := range old.Config().Routes {
+		if !keep[r.Name] {
+			a.forgetRoute(r.Name)
+		}
+	}
 	return nil
 }
 

@@ -497,3 +497,9 @@ func (t *teeBody) result() ([]byte, bool) {
 	}
 	return t.buf, true
 }
+
+// ForgetRoute deletes the series of a route a reload removed, so they stop
+// being exported.
+func (m *Metrics) ForgetRoute(route string) {
+	m.requests.DeletePartialMatch(prometheus.Labels{"route": route})
+}

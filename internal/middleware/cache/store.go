@@ -449,3 +449,11 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// ForgetRoute deletes the series of a route a reload removed, so they stop
+// being exported. Its cached entries age out like any others.
+func (s *Store) ForgetRoute(route string) {
+	l := prometheus.Labels{"route": route}
+	s.metrics.requests.DeletePartialMatch(l)
+	s.metrics.stores.DeletePartialMatch(l)
+}

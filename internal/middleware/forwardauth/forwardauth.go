@@ -291,3 +291,9 @@ func connectionHeaders(h http.Header) []string {
 	}
 	return out
 }
+
+// ForgetRoute deletes the series of a route a reload removed, so they stop
+// being exported.
+func (m *Metrics) ForgetRoute(route string) {
+	m.checks.DeletePartialMatch(prometheus.Labels{"route": route})
+}

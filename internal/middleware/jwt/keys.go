@@ -393,3 +393,9 @@ func parseKey(raw json.RawMessage) *key {
 	}
 	return &key{kid: jwk.KeyID, alg: jwk.Algorithm, pub: pub, thumb: string(thumb)}
 }
+
+// ForgetRoute deletes the verification series of a route a reload
+// removed, so they stop being exported.
+func (k *Keys) ForgetRoute(route string) {
+	k.verifications.DeletePartialMatch(prometheus.Labels{"route": route})
+}

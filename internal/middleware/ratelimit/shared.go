@@ -270,3 +270,12 @@ func newMetrics(reg prometheus.Registerer, s *Shared) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// ForgetRoute deletes the series of a route a reload removed, so they stop
+// being exported.
+func (s *Shared) ForgetRoute(route string) {
+	l := prometheus.Labels{"route": route}
+	s.metrics.requests.DeletePartialMatch(l)
+	s.metrics.untracked.DeletePartialMatch(l)
+	s.metrics.redisErrors.DeletePartialMatch(l)
+}
