@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"torii/internal/request"
+	"torii/internal/telemetry"
 	"torii/internal/upstream"
 )
 
@@ -68,24 +69,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		m.requests = register(reg, m.requests)
-		m.inFlight = register(reg, m.inFlight)
+		m.requests = telemetry.Register(reg, m.requests)
+		m.inFlight = telemetry.Register(reg, m.inFlight)
 	}
 	return m
-}
-
-// register registers c with reg, or returns the equal collector already
-// registered.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // Result is how one shadow request ended. It is the seam for response

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"torii/internal/config"
+	"torii/internal/telemetry"
 )
 
 // Metrics are the compression counters, shared by every route's
@@ -56,25 +57,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"algorithm"}),
 	}
 	if reg != nil {
-		m.responses = register(reg, m.responses)
-		m.in = register(reg, m.in)
-		m.out = register(reg, m.out)
+		m.responses = telemetry.Register(reg, m.responses)
+		m.in = telemetry.Register(reg, m.in)
+		m.out = telemetry.Register(reg, m.out)
 	}
 	return m
-}
-
-// register registers c with reg, or returns the equal collector already
-// registered.
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.CounterVec {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // Option configures New.

@@ -29,6 +29,7 @@ import (
 	"torii/internal/config"
 	"torii/internal/proxy"
 	"torii/internal/request"
+	"torii/internal/telemetry"
 )
 
 // maxDenyBody caps the body of a refusal relayed to the client; a longer
@@ -57,14 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Forward auth checks by route and result: allowed (2xx), denied (the service's answer relayed), error (unreachable or timed out; 503).",
 	}, []string{"route", "result"})}
 	if reg != nil {
-		if err := reg.Register(m.checks); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-					m.checks = existing
-				}
-			}
-		}
+		m.checks = telemetry.Register(reg, m.checks)
 	}
 	return m
 }

@@ -19,6 +19,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"torii/internal/telemetry"
 )
 
 const (
@@ -97,24 +99,10 @@ func NewKeys(opts KeysOptions) *Keys {
 		k.log = slog.Default()
 	}
 	if opts.Registerer != nil {
-		k.fetches = register(opts.Registerer, k.fetches)
-		k.verifications = register(opts.Registerer, k.verifications)
+		k.fetches = telemetry.Register(opts.Registerer, k.fetches)
+		k.verifications = telemetry.Register(opts.Registerer, k.verifications)
 	}
 	return k
-}
-
-// register registers c, or returns the collector already registered under
-// its name (a second Keys on the same registry, in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // set returns the key set of url, creating it empty on first use.
