@@ -16,13 +16,13 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"torii/internal/proxy"
 	"torii/internal/request"
 	"torii/internal/telemetry"
 	"torii/internal/upstream"
@@ -263,7 +263,7 @@ func (s *shadow) newJob(r *http.Request, body []byte) *job {
 	if h == nil {
 		h = make(http.Header)
 	}
-	removeHopByHop(h)
+	proxy.RemoveHopByHop(h)
 	h.Del("Expect") // the body is in hand: nothing to wait for
 	h.Set(HeaderShadow, "1")
 	j := &job{}
@@ -410,29 +410,6 @@ func safe(method string) bool {
 // which cannot be mirrored.
 func upgrading(r *http.Request) bool {
 	return r.Header.Get("Upgrade") != ""
-}
-
-// hopHeaders are the fields that describe one connection, not the message
-// (RFC 9110 §7.6.1); internal/proxy keeps the same list.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Http2-Settings",
-}
-
-// removeHopByHop deletes the hop-by-hop fields of h: the fixed list and
-// every field named in Connection.
-func removeHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, name := range hopHeaders {
-		delete(h, name)
-	}
 }
 
 // teeBody passes a request body to the primary and keeps a copy of it up

@@ -27,9 +27,10 @@ var hopHeaders = []string{
 	"Http2-Settings", // RFC 9113 §3.1 (RFC 7540 §3.2.1): part of an h2c upgrade
 }
 
-// removeHopByHop deletes the hop-by-hop fields of h: the fixed list and
-// every field named in Connection (RFC 9110 §7.6.1).
-func removeHopByHop(h http.Header) {
+// RemoveHopByHop deletes the hop-by-hop fields of h: the fixed list and
+// every field named in Connection (RFC 9110 §7.6.1). Anything that sends a
+// client's request on (the proxy, shadow traffic) strips them with it.
+func RemoveHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
@@ -70,7 +71,7 @@ func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect
 	if out == nil {
 		out = make(http.Header)
 	}
-	removeHopByHop(out)
+	RemoveHopByHop(out)
 	if upgrade != "" {
 		// RFC 9110 §7.8: Upgrade is hop-by-hop, so the request asks this
 		// hop; torii passes the question on, and tunnels if the upstream

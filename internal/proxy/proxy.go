@@ -558,7 +558,7 @@ var bufPool = sync.Pool{New: func() any {
 // relay writes res to w: the cleaned head, the body as it arrives, then
 // the trailers. It closes the open try.
 func (x *exchange) relay(w http.ResponseWriter, res *http.Response) {
-	removeHopByHop(res.Header)
+	RemoveHopByHop(res.Header)
 	dst := w.Header()
 	for name, values := range res.Header {
 		// Replace rather than append, so a field set earlier in the chain

@@ -56,7 +56,7 @@ func (x *exchange) switchProtocols(w http.ResponseWriter, res *http.Response) {
 
 	protocols := res.Header.Values("Upgrade")
 	head := res.Header
-	removeHopByHop(head)
+	RemoveHopByHop(head)
 	head["Connection"] = []string{"Upgrade"}
 	head["Upgrade"] = protocols
 	x.h.resOps.apply(head)
