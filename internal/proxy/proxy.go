@@ -55,6 +55,10 @@ type Options struct {
 	// low end of the hash space, so raising their weight only moves users
 	// onto them, never back. Nil: random.
 	Sticky *config.Sticky
+	// Weights, when set, replace the backends' static weights with live
+	// ones (one per backend, in Backends' order) that a rollout changes
+	// while the route serves. Nil: the static weights.
+	Weights *Weights
 	// Timeout bounds all tries together, from the first try until a
 	// response head is accepted; a body streaming after that is not cut.
 	// Zero: no limit.
@@ -94,6 +98,9 @@ type Handler struct {
 	pools         []*upstream.Pool // backends with a weight above zero
 	cumWeights    []int            // running sums of their weights
 	sticky        *config.Sticky   // nil: random placement
+	live          *Weights         // nil: static pools and cumWeights
+	all           []*upstream.Pool // with live: every backend, candidates first
+	perm          []int            // with live: all[k] is Options.Backends[perm[k]]
 	timeout       time.Duration
 	tryTimeout    time.Duration
 	attempts      int
@@ -123,33 +130,50 @@ func New(o Options) (*Handler, error) {
 	}
 	// Candidates first: in a sticky split they own the start of the hash
 	// space, which only grows as their weight does.
-	backends := slices.Clone(o.Backends)
-	slices.SortStableFunc(backends, func(a, b Backend) int {
-		switch {
-		case a.Candidate == b.Candidate:
+	perm := make([]int, len(o.Backends))
+	for i := range perm {
+		perm[i] = i
+	}
+	slices.SortStableFunc(perm, func(a, b int) int {
+		switch ca, cb := o.Backends[a].Candidate, o.Backends[b].Candidate; {
+		case ca == cb:
 			return 0
-		case a.Candidate:
+		case ca:
 			return -1
 		}
 		return 1
 	})
 	h.sticky = o.Sticky
-	total := 0
-	for i, b := range backends {
+	for i, b := range o.Backends {
 		switch {
 		case b.Pool == nil:
 			return nil, errorf("backends[%d]: no pool", i)
 		case b.Weight < 0:
 			return nil, errorf("backends[%d]: negative weight %d", i, b.Weight)
-		case b.Weight == 0:
-			continue
 		}
-		total += b.Weight
-		h.pools = append(h.pools, b.Pool)
-		h.cumWeights = append(h.cumWeights, total)
 	}
-	if total == 0 {
-		return nil, errorf("no backend with a weight above zero")
+	if o.Weights != nil {
+		if o.Weights.n != len(o.Backends) {
+			return nil, errorf("%d live weights for %d backends", o.Weights.n, len(o.Backends))
+		}
+		h.live, h.perm = o.Weights, perm
+		for _, i := range perm {
+			h.all = append(h.all, o.Backends[i].Pool)
+		}
+	} else {
+		total := 0
+		for _, i := range perm {
+			b := o.Backends[i]
+			if b.Weight == 0 {
+				continue
+			}
+			total += b.Weight
+			h.pools = append(h.pools, b.Pool)
+			h.cumWeights = append(h.cumWeights, total)
+		}
+		if total == 0 {
+			return nil, errorf("no backend with a weight above zero")
+		}
 	}
 	if o.Timeout < 0 || o.TryTimeout < 0 {
 		return nil, errorf("negative timeout")
@@ -182,20 +206,44 @@ func New(o Options) (*Handler, error) {
 // pickPool chooses a backend by weight: by the request's sticky key when
 // the route has one and the request carries it, else at random.
 func (h *Handler) pickPool(r *http.Request, info *request.Info) *upstream.Pool {
+	if h.live != nil {
+		return h.pickLive(r, info)
+	}
 	if len(h.pools) == 1 {
 		return h.pools[0]
 	}
 	total := h.cumWeights[len(h.cumWeights)-1]
-	var n int
-	if key, ok := stickyKey(h.sticky, r, info); ok {
-		// The key's fixed point in [0, 1), scaled to the weights: a
-		// point below the candidates' share stays below it as it grows.
-		n = int((uint64(total) * (fnv64(key) >> 32)) >> 32)
-	} else {
-		n = rand.IntN(total)
-	}
-	i, _ := slices.BinarySearch(h.cumWeights, n+1)
+	i, _ := slices.BinarySearch(h.cumWeights, h.point(r, info, total)+1)
 	return h.pools[i]
+}
+
+// pickLive is pickPool with live weights: a linear walk, as a split has
+// few backends.
+func (h *Handler) pickLive(r *http.Request, info *request.Info) *upstream.Pool {
+	ws := h.live.load()
+	total := 0
+	for _, i := range h.perm {
+		total += ws[i]
+	}
+	n := h.point(r, info, total)
+	for k, i := range h.perm {
+		if n < ws[i] {
+			return h.all[k]
+		}
+		n -= ws[i]
+	}
+	return h.all[len(h.all)-1] // unreachable: n < total
+}
+
+// point places r in [0, total): by its sticky key when the route has one
+// and the request carries it, else at random. The key's fixed point in
+// [0, 1) is scaled to the weights, so a point below the candidates' share
+// stays below it as that share grows.
+func (h *Handler) point(r *http.Request, info *request.Info, total int) int {
+	if key, ok := stickyKey(h.sticky, r, info); ok {
+		return int((uint64(total) * (fnv64(key) >> 32)) >> 32)
+	}
+	return rand.IntN(total)
 }
 
 // stickyKey returns the request's sticky key, if the route has one and

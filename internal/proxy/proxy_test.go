@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -791,3 +793,57 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestLiveWeights is issue 6's first acceptance point with weights moved
+// at run time, as a rollout moves them: 10,000 users, the candidate at 10,
+// 50 then 100 percent; no user ever goes back from the candidate to the
+// primary, and each split is within 2 percentage points of its weights.
+func TestLiveWeights(t *testing.T) {
+	a, b := newOrigin(t, behaviour(t, "ok")), newOrigin(t, behaviour(t, "ok"))
+	mono, cand := newPool(t, "monolith", nil, a.addr()), newPool(t, "listing", nil, b.addr())
+	live, err := NewWeights([]int{100, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Sticky: &config.Sticky{Header: "X-User"}, Weights: live, Backends: []Backend{
+		{Pool: mono, Weight: 100},
+		{Pool: cand, Weight: 0, Candidate: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users = 10000
+	onCandidate := make([]bool, users)
+	r := httptest.NewRequest("GET", "/", nil)
+	for _, pct := range []int{0, 10, 50, 100} {
+		if err := live.Set([]int{100 - pct, pct}); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for u := range users {
+			r.Header.Set("X-User", fmt.Sprintf("user-%d", u))
+			switch got := h.pickPool(r, &request.Info{}).Name(); {
+			case got == "listing":
+				n++
+				onCandidate[u] = true
+			case onCandidate[u]:
+				t.Fatalf("at %d%%: user-%d moved back from the candidate to %s", pct, u, got)
+			}
+		}
+		if share := float64(n) * 100 / users; math.Abs(share-float64(pct)) > 2 {
+			t.Errorf("at %d%%: %.2f%% of users on the candidate, want within 2 points", pct, share)
+		}
+		t.Logf("candidate at %d%%: %d of %d users (%.2f%%)", pct, n, users, float64(n)*100/users)
+	}
+	for _, bad := range [][]int{{1}, {-1, 2}, {0, 0}} {
+		if err := live.Set(bad); err == nil {
+			t.Errorf("Set(%v) succeeded, want an error", bad)
+		}
+	}
+	if got := live.Get(); !slices.Equal(got, []int{0, 100}) {
+		t.Errorf("after refused sets, weights are %v, want [0 100]", got)
+	}
+	if _, err := New(Options{Weights: live, Backends: []Backend{{Pool: mono, Weight: 1}}}); err == nil {
+		t.Error("New accepted 2 live weights for 1 backend")
+	}
+}
