@@ -167,6 +167,11 @@ func routeConfs(cfg *config.Config) []*routeConf {
 					rc.backends = append(rc.backends, b.Upstream)
 				}
 			}
+			// A shadow-only candidate has SLIs too: its mirrored requests
+			// are what a rollout's first gate judges.
+			if r.Shadow != nil && r.Shadow.Upstream != "" && !contains(rc.backends, r.Shadow.Upstream) {
+				rc.backends = append(rc.backends, r.Shadow.Upstream)
+			}
 		}
 		out = append(out, rc)
 	}
