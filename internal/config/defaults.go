@@ -143,6 +143,7 @@ func (r *Route) applyDefaults() {
 		r.Retries.On = []string{RetryOnConnectFailure, RetryOnReset}
 	}
 	r.applyShadowDefaults() // last: its timeout defaults to the route's
+	r.applyMigrationDefaults()
 }
 
 func setString(s *string, def string) {

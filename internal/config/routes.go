@@ -27,6 +27,8 @@ func (v *checker) routes() {
 		v.routeCache(p, r)
 		v.routeCompress(p, r)
 		v.routeShadow(p, r)
+		v.routeCompare(p, r)
+		v.routeRollout(p, r)
 		v.action(p, r)
 		v.backends(p, r.Backends)
 		v.match(p+".match", &r.Match)

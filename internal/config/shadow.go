@@ -46,6 +46,9 @@ type Shadow struct {
 	// Timeout bounds one shadow request, from its start until its
 	// response body is read. Default (and zero): the route's timeout.
 	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// Compare compares the candidate's responses with the primary's
+	// (docs/migration.md). Nil: responses are discarded unread.
+	Compare *Compare `yaml:"compare" json:"compare,omitempty"`
 }
 
 // applyShadowDefaults fills r.Shadow's defaults. It reads r.Timeout, so

@@ -307,6 +307,10 @@ type Route struct {
 	// Shadow mirrors a share of the route's requests to a candidate
 	// upstream. Nil: none.
 	Shadow *Shadow `yaml:"shadow" json:"shadow,omitempty"`
+	// Rollout moves the route's traffic to its candidate backend step by
+	// step, gated on the candidate's burn rate and diff rate. Nil: the
+	// backends' weights hold.
+	Rollout *Rollout `yaml:"rollout" json:"rollout,omitempty"`
 	// Limits are the route's request limits (body size).
 	Limits Limits `yaml:"limits" json:"limits"`
 	// StripPrefix removes this prefix from the path before forwarding, e.g.
