@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -15,10 +16,14 @@ import (
 type Memory struct {
 	now func() time.Time
 
-	mu      sync.Mutex                  // guards the maps below
-	buckets map[Series]map[int64]Counts // by bucket start (unix seconds)
-	alerts  map[string]AlertState
-	leases  map[string]lease
+	mu       sync.Mutex                  // guards the fields below
+	buckets  map[Series]map[int64]Counts // by bucket start (unix seconds)
+	alerts   map[string]AlertState
+	leases   map[string]lease
+	rollouts map[string]RolloutState
+	audit    []AuditEntry // in insertion order
+	diffs    map[DiffKey]DiffCount
+	samples  []DiffSample // in insertion order
 }
 
 type lease struct {
@@ -32,7 +37,10 @@ func NewMemory(now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{now: now, buckets: map[Series]map[int64]Counts{}, alerts: map[string]AlertState{}, leases: map[string]lease{}}
+	return &Memory{
+		now: now, buckets: map[Series]map[int64]Counts{}, alerts: map[string]AlertState{}, leases: map[string]lease{},
+		rollouts: map[string]RolloutState{}, diffs: map[DiffKey]DiffCount{},
+	}
 }
 
 // Add implements Store.
@@ -121,6 +129,167 @@ func (m *Memory) Prune(_ context.Context, before time.Time) error {
 			}
 		}
 	}
+	return nil
+}
+
+// Rollouts implements Store.
+func (m *Memory) Rollouts(context.Context) ([]RolloutState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := slices.Collect(maps.Values(m.rollouts))
+	if out == nil {
+		out = []RolloutState{}
+	}
+	slices.SortFunc(out, func(a, b RolloutState) int { return strings.Compare(a.Route, b.Route) })
+	return out, nil
+}
+
+// SaveRollout implements Store.
+func (m *Memory) SaveRollout(_ context.Context, st RolloutState, expect int64, audit *AuditEntry) error {
+	st, audit, err := prepareRollout(st, expect, audit)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rollouts[st.Route].Version != expect { // a missing state is version 0
+		return conflict(st.Route, expect)
+	}
+	m.rollouts[st.Route] = st
+	if audit != nil {
+		m.audit = append(m.audit, *audit)
+	}
+	return nil
+}
+
+// DeleteRollout implements Store.
+func (m *Memory) DeleteRollout(_ context.Context, route string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.rollouts, text(route))
+	return nil
+}
+
+// Audit implements Store.
+func (m *Memory) Audit(_ context.Context, route string, limit int) ([]AuditEntry, error) {
+	route = text(route)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []AuditEntry{}
+	for _, a := range slices.Backward(m.audit) { // newest insertion first, which the stable sort keeps for ties
+		if route == "" || a.Route == route {
+			out = append(out, a)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b AuditEntry) int { return b.At.Compare(a.At) })
+	return out[:min(len(out), orDefault(limit, defaultAuditLimit))], nil
+}
+
+// PruneAudit implements Store.
+func (m *Memory) PruneAudit(_ context.Context, before time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.audit = slices.DeleteFunc(m.audit, func(a AuditEntry) bool { return a.At.Before(before) })
+	return nil
+}
+
+// AddDiffs implements Store.
+func (m *Memory) AddDiffs(_ context.Context, counts []DiffCount) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range coalesceDiffs(counts) {
+		o, ok := m.diffs[c.DiffKey]
+		if ok {
+			c.Compared += o.Compared
+			c.Differ += o.Differ
+			c.NoiseCompared += o.NoiseCompared
+			c.Noise += o.Noise
+		}
+		m.diffs[c.DiffKey] = c
+	}
+	return nil
+}
+
+// Diffs implements Store.
+func (m *Memory) Diffs(_ context.Context, route, generation string) ([]DiffCount, error) {
+	route, generation = text(route), text(generation)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []DiffCount{}
+	for k, c := range m.diffs {
+		if k.Route == route && k.Generation == generation {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b DiffCount) int { return compareDiffKeys(a.DiffKey, b.DiffKey) })
+	return out, nil
+}
+
+// AddDiffSamples implements Store.
+func (m *Memory) AddDiffSamples(_ context.Context, samples []DiffSample, keep int) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	samples, keys := cleanSamples(samples)
+	keep = orDefault(keep, defaultSampleKeep)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.samples = append(m.samples, samples...)
+	// Rank each touched key's samples newest first, as DiffSamples does,
+	// and drop those after the first keep.
+	type ranked struct {
+		at  time.Time
+		idx int
+	}
+	byKey := map[DiffKey][]ranked{}
+	for _, k := range keys {
+		byKey[k] = nil
+	}
+	for i, s := range m.samples {
+		if r, ok := byKey[s.DiffKey]; ok {
+			byKey[s.DiffKey] = append(r, ranked{s.At, i})
+		}
+	}
+	drop := map[int]bool{}
+	for _, r := range byKey {
+		slices.SortFunc(r, func(a, b ranked) int { return cmp.Or(b.at.Compare(a.at), cmp.Compare(b.idx, a.idx)) })
+		for _, x := range r[min(len(r), keep):] {
+			drop[x.idx] = true
+		}
+	}
+	kept := m.samples[:0]
+	for i, s := range m.samples {
+		if !drop[i] {
+			kept = append(kept, s)
+		}
+	}
+	clear(m.samples[len(kept):])
+	m.samples = kept
+	return nil
+}
+
+// DiffSamples implements Store.
+func (m *Memory) DiffSamples(_ context.Context, route, generation, field string, limit int) ([]DiffSample, error) {
+	route, generation, field = text(route), text(generation), text(field)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []DiffSample{}
+	for _, s := range slices.Backward(m.samples) { // newest insertion first, which the stable sort keeps for ties
+		if s.Route == route && s.Generation == generation && (field == "" || s.Field == field) {
+			out = append(out, s)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b DiffSample) int { return b.At.Compare(a.At) })
+	return out[:min(len(out), orDefault(limit, defaultSampleLimit))], nil
+}
+
+// PruneDiffs implements Store.
+func (m *Memory) PruneDiffs(_ context.Context, route, keepGeneration string) error {
+	route, keepGeneration = text(route), text(keepGeneration)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	maps.DeleteFunc(m.diffs, func(k DiffKey, _ DiffCount) bool { return k.Route == route && k.Generation != keepGeneration })
+	m.samples = slices.DeleteFunc(m.samples, func(s DiffSample) bool { return s.Route == route && s.Generation != keepGeneration })
 	return nil
 }
 

@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"torii/internal/config"
 )
@@ -146,4 +149,158 @@ func fromUnixNano(n *int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, *n).UTC()
+}
+
+// storedTime returns t as every backend gives it back: UTC, at nanosecond
+// precision, without a monotonic clock reading, the zero time as zero.
+// Memory stores times through it to stay equivalent to the databases.
+func storedTime(t time.Time) time.Time { return fromUnixNano(unixNano(t)) }
+
+// The limits of the rollout and diff methods when the caller gives none.
+const (
+	defaultAuditLimit  = 100 // Audit
+	defaultSampleKeep  = 5   // AddDiffSamples
+	defaultSampleLimit = 20  // DiffSamples
+)
+
+// orDefault returns n, or def if n <= 0.
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
+
+// text returns s as valid UTF-8 without NUL bytes, invalid bytes and NULs
+// replaced with U+FFFD: PostgreSQL's text refuses both, and every backend
+// stores the same. A string already fit comes back as is, unallocated.
+func text(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+func (k DiffKey) clean() DiffKey {
+	return DiffKey{Route: text(k.Route), Generation: text(k.Generation), Endpoint: text(k.Endpoint), Field: text(k.Field)}
+}
+
+func compareDiffKeys(a, b DiffKey) int {
+	return cmp.Or(strings.Compare(a.Route, b.Route), strings.Compare(a.Generation, b.Generation),
+		strings.Compare(a.Endpoint, b.Endpoint), strings.Compare(a.Field, b.Field))
+}
+
+// prepareRollout returns st and audit (a copy) as SaveRollout stores them:
+// text cleaned, times as stored, st.Version set to expect+1. Non-finite
+// percents are refused: SQLite would store NaN as NULL.
+func prepareRollout(st RolloutState, expect int64, audit *AuditEntry) (RolloutState, *AuditEntry, error) {
+	st.Route, st.Generation, st.Phase, st.Reason = text(st.Route), text(st.Generation), text(st.Phase), text(st.Reason)
+	st.StepStarted, st.Updated = storedTime(st.StepStarted), storedTime(st.Updated)
+	st.Version = expect + 1
+	if !finite(st.Percent) {
+		return st, nil, fmt.Errorf("store: save rollout %q: percent %v is not finite", st.Route, st.Percent)
+	}
+	if audit == nil {
+		return st, nil, nil
+	}
+	a := *audit
+	a.Route, a.Generation, a.Actor, a.Action, a.Reason = text(a.Route), text(a.Generation), text(a.Actor), text(a.Action), text(a.Reason)
+	a.At = storedTime(a.At)
+	if !finite(a.FromPercent) || !finite(a.ToPercent) {
+		return st, nil, fmt.Errorf("store: save rollout %q: audit percents %v, %v are not finite", st.Route, a.FromPercent, a.ToPercent)
+	}
+	return st, &a, nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// conflict is SaveRollout's error when route's stored version is not
+// expect.
+func conflict(route string, expect int64) error {
+	return fmt.Errorf("%w: route %q is not at version %d", ErrConflict, route, expect)
+}
+
+// coalesceDiffs cleans the keys, sums the counts that land on the same key
+// and sorts them by key, for the same reasons as coalesce.
+func coalesceDiffs(counts []DiffCount) []DiffCount {
+	idx := make(map[DiffKey]int, len(counts))
+	out := make([]DiffCount, 0, len(counts))
+	for _, c := range counts {
+		c.DiffKey = c.DiffKey.clean()
+		i, ok := idx[c.DiffKey]
+		if !ok {
+			idx[c.DiffKey] = len(out)
+			out = append(out, c)
+			continue
+		}
+		o := &out[i]
+		o.Compared += c.Compared
+		o.Differ += c.Differ
+		o.NoiseCompared += c.NoiseCompared
+		o.Noise += c.Noise
+	}
+	slices.SortFunc(out, func(a, b DiffCount) int { return compareDiffKeys(a.DiffKey, b.DiffKey) })
+	return out
+}
+
+// cleanSamples returns copies of the samples as AddDiffSamples stores
+// them, in order, and their distinct keys, sorted.
+func cleanSamples(samples []DiffSample) ([]DiffSample, []DiffKey) {
+	out := make([]DiffSample, len(samples))
+	var keys []DiffKey
+	for i, s := range samples {
+		s.DiffKey = s.DiffKey.clean()
+		s.At = storedTime(s.At)
+		s.RequestID, s.Method, s.Path = text(s.RequestID), text(s.Method), text(s.Path)
+		s.Primary, s.Candidate = text(s.Primary), text(s.Candidate)
+		out[i] = s
+		keys = append(keys, s.DiffKey)
+	}
+	slices.SortFunc(keys, compareDiffKeys)
+	return out, slices.Compact(keys)
+}
+
+// The columns the rollout and diff queries select, in the order their
+// scan functions read them: one list for both SQL backends.
+const (
+	rolloutColumns = `route, generation, phase, step, percent, step_started, updated, reason, version`
+	auditColumns   = `route, generation, at, actor, action, from_percent, to_percent, reason`
+	diffColumns    = `route, generation, endpoint, field, compared, differ, noise_compared, noise`
+	sampleColumns  = `route, generation, endpoint, field, at, request_id, method, path, primary_value, candidate_value`
+)
+
+func scanRollout(scan func(dest ...any) error) (RolloutState, error) {
+	var (
+		st               RolloutState
+		started, updated *int64
+	)
+	err := scan(&st.Route, &st.Generation, &st.Phase, &st.Step, &st.Percent, &started, &updated, &st.Reason, &st.Version)
+	st.StepStarted, st.Updated = fromUnixNano(started), fromUnixNano(updated)
+	return st, err
+}
+
+func scanAudit(scan func(dest ...any) error) (AuditEntry, error) {
+	var (
+		a  AuditEntry
+		at *int64
+	)
+	err := scan(&a.Route, &a.Generation, &at, &a.Actor, &a.Action, &a.FromPercent, &a.ToPercent, &a.Reason)
+	a.At = fromUnixNano(at)
+	return a, err
+}
+
+func scanDiff(scan func(dest ...any) error) (DiffCount, error) {
+	var c DiffCount
+	err := scan(&c.Route, &c.Generation, &c.Endpoint, &c.Field, &c.Compared, &c.Differ, &c.NoiseCompared, &c.Noise)
+	return c, err
+}
+
+func scanSample(scan func(dest ...any) error) (DiffSample, error) {
+	var (
+		s  DiffSample
+		at *int64
+	)
+	err := scan(&s.Route, &s.Generation, &s.Endpoint, &s.Field, &at, &s.RequestID, &s.Method, &s.Path, &s.Primary, &s.Candidate)
+	s.At = fromUnixNano(at)
+	return s, err
 }

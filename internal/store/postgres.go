@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,6 +236,279 @@ func (p *Postgres) Prune(ctx context.Context, before time.Time) error {
 		return fmt.Errorf("store: prune buckets: %w", err)
 	}
 	return nil
+}
+
+// inTx runs fn in a transaction on one connection and commits if fn
+// succeeds.
+func (p *Postgres) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return p.conns.with(ctx, func(c *pgx.Conn) error { return pgx.BeginFunc(ctx, c, fn) })
+}
+
+// Rollouts implements Store.
+func (p *Postgres) Rollouts(ctx context.Context) ([]RolloutState, error) {
+	out, err := pgCollect(ctx, p, scanRollout, `SELECT `+rolloutColumns+` FROM rollouts ORDER BY route`)
+	if err != nil {
+		return nil, fmt.Errorf("store: rollouts: %w", err)
+	}
+	return out, nil
+}
+
+// SaveRollout implements Store. The conditional INSERT or UPDATE decides,
+// not a read before the write: of two replicas saving over the same
+// version, the second waits for the first's row lock, then finds the
+// version moved on (or the row there) and changes nothing.
+func (p *Postgres) SaveRollout(ctx context.Context, st RolloutState, expect int64, audit *AuditEntry) error {
+	st, audit, err := prepareRollout(st, expect, audit)
+	if err != nil {
+		return err
+	}
+	args := []any{st.Route, st.Generation, st.Phase, st.Step, st.Percent, unixNano(st.StepStarted), unixNano(st.Updated), st.Reason, st.Version}
+	err = p.inTx(ctx, func(tx pgx.Tx) error {
+		var (
+			tag pgconn.CommandTag
+			err error
+		)
+		if expect == 0 {
+			tag, err = tx.Exec(ctx, `INSERT INTO rollouts (`+rolloutColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+				ON CONFLICT (route) DO NOTHING`, args...)
+		} else {
+			tag, err = tx.Exec(ctx, `UPDATE rollouts SET generation = $2, phase = $3, step = $4, percent = $5,
+					step_started = $6, updated = $7, reason = $8, version = $9
+				WHERE route = $1 AND version = $10`, append(args, expect)...)
+		}
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return conflict(st.Route, expect)
+		}
+		if audit == nil {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO rollout_audit (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			audit.Route, audit.Generation, unixNano(audit.At), audit.Actor, audit.Action, audit.FromPercent, audit.ToPercent, audit.Reason)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrConflict):
+		return err
+	case err != nil:
+		return fmt.Errorf("store: save rollout %q: %w", st.Route, err)
+	}
+	return nil
+}
+
+// DeleteRollout implements Store.
+func (p *Postgres) DeleteRollout(ctx context.Context, route string) error {
+	err := p.conns.with(ctx, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `DELETE FROM rollouts WHERE route = $1`, text(route))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete rollout %q: %w", route, err)
+	}
+	return nil
+}
+
+// Audit implements Store.
+func (p *Postgres) Audit(ctx context.Context, route string, limit int) ([]AuditEntry, error) {
+	q, args := `SELECT `+auditColumns+` FROM rollout_audit`, []any{}
+	if route != "" {
+		q, args = q+` WHERE route = $1`, append(args, text(route))
+	}
+	q += ` ORDER BY at DESC NULLS LAST, id DESC LIMIT $` + strconv.Itoa(len(args)+1)
+	out, err := pgCollect(ctx, p, scanAudit, q, append(args, orDefault(limit, defaultAuditLimit))...)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit: %w", err)
+	}
+	return out, nil
+}
+
+// PruneAudit implements Store.
+func (p *Postgres) PruneAudit(ctx context.Context, before time.Time) error {
+	if before.IsZero() {
+		return nil // nothing is before the zero time
+	}
+	err := p.conns.with(ctx, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `DELETE FROM rollout_audit WHERE at IS NULL OR at < $1`, before.UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: prune audit: %w", err)
+	}
+	return nil
+}
+
+// diffLock is the first key of the pg_advisory_xact_lock(int, int) that
+// AddDiffs, AddDiffSamples and PruneDiffs take for each route they write,
+// in route order, before they touch a row; the second key is the route's
+// hashtext. Writers of a route's diffs thus never wait for each other's row
+// locks in opposite orders (no deadlock between a flush and a prune), and a
+// sample flush trims with the previous flush's samples in sight, so exactly
+// keep stay. A flush happens every few seconds per replica: serializing
+// them per route costs nothing that matters. The key is "diff" in ASCII.
+const diffLock = 0x64696666
+
+func lockDiffs(ctx context.Context, tx pgx.Tx, routes []string) error {
+	routes = slices.Compact(slices.Sorted(slices.Values(routes)))
+	for _, r := range routes {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(diffLock), r); err != nil {
+			return fmt.Errorf("lock %q: %w", r, err)
+		}
+	}
+	return nil
+}
+
+// AddDiffs implements Store: one upsert statement for the whole batch.
+func (p *Postgres) AddDiffs(ctx context.Context, counts []DiffCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	rows := coalesceDiffs(counts)
+	var (
+		routes, gens, endpoints, fields        = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+		compared, differ, noiseCompared, noise = make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
+	)
+	for i, c := range rows {
+		routes[i], gens[i], endpoints[i], fields[i] = c.Route, c.Generation, c.Endpoint, c.Field
+		compared[i], differ[i], noiseCompared[i], noise[i] = c.Compared, c.Differ, c.NoiseCompared, c.Noise
+	}
+	err := p.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockDiffs(ctx, tx, routes); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO diff_counts (`+diffColumns+`)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])
+			ON CONFLICT (route, generation, endpoint, field) DO UPDATE SET
+				compared = diff_counts.compared + excluded.compared,
+				differ = diff_counts.differ + excluded.differ,
+				noise_compared = diff_counts.noise_compared + excluded.noise_compared,
+				noise = diff_counts.noise + excluded.noise`,
+			routes, gens, endpoints, fields, compared, differ, noiseCompared, noise)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: add diffs: %w", err)
+	}
+	return nil
+}
+
+// Diffs implements Store.
+func (p *Postgres) Diffs(ctx context.Context, route, generation string) ([]DiffCount, error) {
+	out, err := pgCollect(ctx, p, scanDiff, `SELECT `+diffColumns+` FROM diff_counts
+		WHERE route = $1 AND generation = $2 ORDER BY endpoint, field`, text(route), text(generation))
+	if err != nil {
+		return nil, fmt.Errorf("store: diffs of %q generation %q: %w", route, generation, err)
+	}
+	return out, nil
+}
+
+// AddDiffSamples implements Store: one statement inserts the samples, in
+// order, and one trims the keys they touched.
+func (p *Postgres) AddDiffSamples(ctx context.Context, samples []DiffSample, keep int) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	samples, keys := cleanSamples(samples)
+	keep = orDefault(keep, defaultSampleKeep)
+	n := len(samples)
+	var (
+		routes, gens, endpoints, fields = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ats                             = make([]*int64, n)
+		ids, methods, paths             = make([]string, n), make([]string, n), make([]string, n)
+		primaries, candidates           = make([]string, n), make([]string, n)
+	)
+	for i, x := range samples {
+		routes[i], gens[i], endpoints[i], fields[i] = x.Route, x.Generation, x.Endpoint, x.Field
+		ats[i], ids[i], methods[i], paths[i] = unixNano(x.At), x.RequestID, x.Method, x.Path
+		primaries[i], candidates[i] = x.Primary, x.Candidate
+	}
+	var kRoutes, kGens, kEndpoints, kFields []string
+	for _, k := range keys {
+		kRoutes, kGens = append(kRoutes, k.Route), append(kGens, k.Generation)
+		kEndpoints, kFields = append(kEndpoints, k.Endpoint), append(kFields, k.Field)
+	}
+	err := p.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockDiffs(ctx, tx, kRoutes); err != nil {
+			return err
+		}
+		// ORDER BY n: ids, which break ties of at, follow the slice.
+		if _, err := tx.Exec(ctx, `INSERT INTO diff_samples (`+sampleColumns+`)
+			SELECT `+sampleColumns+` FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+					$6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+				WITH ORDINALITY AS s (`+sampleColumns+`, n)
+			ORDER BY n`,
+			routes, gens, endpoints, fields, ats, ids, methods, paths, primaries, candidates); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM diff_samples d USING (
+				SELECT id, row_number() OVER (PARTITION BY route, generation, endpoint, field
+					ORDER BY at DESC NULLS LAST, id DESC) AS rank
+				FROM diff_samples
+				WHERE (route, generation, endpoint, field) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))
+			) r
+			WHERE d.id = r.id AND r.rank > $5`,
+			kRoutes, kGens, kEndpoints, kFields, keep)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: add diff samples: %w", err)
+	}
+	return nil
+}
+
+// DiffSamples implements Store.
+func (p *Postgres) DiffSamples(ctx context.Context, route, generation, field string, limit int) ([]DiffSample, error) {
+	q, args := `SELECT `+sampleColumns+` FROM diff_samples WHERE route = $1 AND generation = $2`, []any{text(route), text(generation)}
+	if field != "" {
+		q, args = q+` AND field = $3`, append(args, text(field))
+	}
+	q += ` ORDER BY at DESC NULLS LAST, id DESC LIMIT $` + strconv.Itoa(len(args)+1)
+	out, err := pgCollect(ctx, p, scanSample, q, append(args, orDefault(limit, defaultSampleLimit))...)
+	if err != nil {
+		return nil, fmt.Errorf("store: diff samples of %q generation %q: %w", route, generation, err)
+	}
+	return out, nil
+}
+
+// PruneDiffs implements Store.
+func (p *Postgres) PruneDiffs(ctx context.Context, route, keepGeneration string) error {
+	route, keepGeneration = text(route), text(keepGeneration)
+	err := p.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockDiffs(ctx, tx, []string{route}); err != nil {
+			return err
+		}
+		for _, table := range []string{"diff_counts", "diff_samples"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE route = $1 AND generation <> $2`, route, keepGeneration); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: prune diffs of %q: %w", route, err)
+	}
+	return nil
+}
+
+// pgCollect runs query on a connection of p and returns the rows scan
+// reads, an empty slice if there are none.
+func pgCollect[T any](ctx context.Context, p *Postgres, scan func(func(...any) error) (T, error), query string, args ...any) ([]T, error) {
+	var out []T
+	err := p.conns.with(ctx, func(c *pgx.Conn) error {
+		out = []T{} // with may run this twice
+		rows, _ := c.Query(ctx, query, args...)
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows.Scan)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return rows.Err()
+	})
+	return out, err
 }
 
 // Close implements Store. Connections in use close when their call ends.

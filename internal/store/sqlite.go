@@ -25,7 +25,7 @@ import (
 type SQLite struct {
 	now func() time.Time
 	w   *sql.DB // one connection; every write
-	r   *sql.DB // read-only pool; Sums and Alerts
+	r   *sql.DB // read-only pool; every read
 }
 
 // busyTimeout is how long a statement waits for another connection's (or
@@ -263,6 +263,237 @@ func (s *SQLite) Prune(ctx context.Context, before time.Time) error {
 		return fmt.Errorf("store: prune buckets: %w", err)
 	}
 	return nil
+}
+
+// inTx runs fn in a transaction of the writer and commits if fn succeeds.
+func (s *SQLite) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Rollouts implements Store.
+func (s *SQLite) Rollouts(ctx context.Context) ([]RolloutState, error) {
+	out, err := sqliteCollect(ctx, s.r, scanRollout, `SELECT `+rolloutColumns+` FROM rollouts ORDER BY route`)
+	if err != nil {
+		return nil, fmt.Errorf("store: rollouts: %w", err)
+	}
+	return out, nil
+}
+
+// SaveRollout implements Store. The conditional statements, not a read
+// before the write, decide: the writer's transactions begin IMMEDIATE, but
+// another process may share the file.
+func (s *SQLite) SaveRollout(ctx context.Context, st RolloutState, expect int64, audit *AuditEntry) error {
+	st, audit, err := prepareRollout(st, expect, audit)
+	if err != nil {
+		return err
+	}
+	args := []any{st.Route, st.Generation, st.Phase, st.Step, st.Percent, unixNano(st.StepStarted), unixNano(st.Updated), st.Reason, st.Version}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			res sql.Result
+			err error
+		)
+		if expect == 0 {
+			res, err = tx.ExecContext(ctx, `INSERT INTO rollouts (`+rolloutColumns+`) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+				ON CONFLICT (route) DO NOTHING`, args...)
+		} else {
+			res, err = tx.ExecContext(ctx, `UPDATE rollouts SET generation = ?2, phase = ?3, step = ?4, percent = ?5,
+					step_started = ?6, updated = ?7, reason = ?8, version = ?9
+				WHERE route = ?1 AND version = ?10`, append(args, expect)...)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return conflict(st.Route, expect)
+		}
+		if audit == nil {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO rollout_audit (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			audit.Route, audit.Generation, unixNano(audit.At), audit.Actor, audit.Action, audit.FromPercent, audit.ToPercent, audit.Reason)
+		return err
+	})
+	switch {
+	case errors.Is(err, ErrConflict):
+		return err
+	case err != nil:
+		return fmt.Errorf("store: save rollout %q: %w", st.Route, err)
+	}
+	return nil
+}
+
+// DeleteRollout implements Store.
+func (s *SQLite) DeleteRollout(ctx context.Context, route string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM rollouts WHERE route = ?`, text(route)); err != nil {
+		return fmt.Errorf("store: delete rollout %q: %w", route, err)
+	}
+	return nil
+}
+
+// Audit implements Store.
+func (s *SQLite) Audit(ctx context.Context, route string, limit int) ([]AuditEntry, error) {
+	q, args := `SELECT `+auditColumns+` FROM rollout_audit`, []any{}
+	if route != "" {
+		q, args = q+` WHERE route = ?`, append(args, text(route))
+	}
+	// DESC puts NULL (the zero time) last.
+	q += ` ORDER BY at DESC, id DESC LIMIT ?`
+	out, err := sqliteCollect(ctx, s.r, scanAudit, q, append(args, orDefault(limit, defaultAuditLimit))...)
+	if err != nil {
+		return nil, fmt.Errorf("store: audit: %w", err)
+	}
+	return out, nil
+}
+
+// PruneAudit implements Store.
+func (s *SQLite) PruneAudit(ctx context.Context, before time.Time) error {
+	if before.IsZero() {
+		return nil // nothing is before the zero time
+	}
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM rollout_audit WHERE at IS NULL OR at < ?`, before.UnixNano()); err != nil {
+		return fmt.Errorf("store: prune audit: %w", err)
+	}
+	return nil
+}
+
+// AddDiffs implements Store: one transaction, one prepared upsert per key.
+func (s *SQLite) AddDiffs(ctx context.Context, counts []DiffCount) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO diff_counts (`+diffColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (route, generation, endpoint, field) DO UPDATE SET
+				compared = diff_counts.compared + excluded.compared,
+				differ = diff_counts.differ + excluded.differ,
+				noise_compared = diff_counts.noise_compared + excluded.noise_compared,
+				noise = diff_counts.noise + excluded.noise`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, c := range coalesceDiffs(counts) {
+			if _, err := stmt.ExecContext(ctx, c.Route, c.Generation, c.Endpoint, c.Field, c.Compared, c.Differ, c.NoiseCompared, c.Noise); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: add diffs: %w", err)
+	}
+	return nil
+}
+
+// Diffs implements Store.
+func (s *SQLite) Diffs(ctx context.Context, route, generation string) ([]DiffCount, error) {
+	out, err := sqliteCollect(ctx, s.r, scanDiff, `SELECT `+diffColumns+` FROM diff_counts
+		WHERE route = ? AND generation = ? ORDER BY endpoint, field`, text(route), text(generation))
+	if err != nil {
+		return nil, fmt.Errorf("store: diffs of %q generation %q: %w", route, generation, err)
+	}
+	return out, nil
+}
+
+// AddDiffSamples implements Store.
+func (s *SQLite) AddDiffSamples(ctx context.Context, samples []DiffSample, keep int) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	samples, keys := cleanSamples(samples)
+	keep = orDefault(keep, defaultSampleKeep)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO diff_samples (`+sampleColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, x := range samples {
+			if _, err := stmt.ExecContext(ctx, x.Route, x.Generation, x.Endpoint, x.Field, unixNano(x.At),
+				x.RequestID, x.Method, x.Path, x.Primary, x.Candidate); err != nil {
+				return err
+			}
+		}
+		trim, err := tx.PrepareContext(ctx, `DELETE FROM diff_samples
+			WHERE route = ?1 AND generation = ?2 AND endpoint = ?3 AND field = ?4 AND id NOT IN (
+				SELECT id FROM diff_samples
+				WHERE route = ?1 AND generation = ?2 AND endpoint = ?3 AND field = ?4
+				ORDER BY at DESC, id DESC LIMIT ?5)`)
+		if err != nil {
+			return err
+		}
+		defer trim.Close()
+		for _, k := range keys {
+			if _, err := trim.ExecContext(ctx, k.Route, k.Generation, k.Endpoint, k.Field, keep); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: add diff samples: %w", err)
+	}
+	return nil
+}
+
+// DiffSamples implements Store.
+func (s *SQLite) DiffSamples(ctx context.Context, route, generation, field string, limit int) ([]DiffSample, error) {
+	q, args := `SELECT `+sampleColumns+` FROM diff_samples WHERE route = ? AND generation = ?`, []any{text(route), text(generation)}
+	if field != "" {
+		q, args = q+` AND field = ?`, append(args, text(field))
+	}
+	q += ` ORDER BY at DESC, id DESC LIMIT ?`
+	out, err := sqliteCollect(ctx, s.r, scanSample, q, append(args, orDefault(limit, defaultSampleLimit))...)
+	if err != nil {
+		return nil, fmt.Errorf("store: diff samples of %q generation %q: %w", route, generation, err)
+	}
+	return out, nil
+}
+
+// PruneDiffs implements Store.
+func (s *SQLite) PruneDiffs(ctx context.Context, route, keepGeneration string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, table := range []string{"diff_counts", "diff_samples"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE route = ? AND generation <> ?`, text(route), text(keepGeneration)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: prune diffs of %q: %w", route, err)
+	}
+	return nil
+}
+
+// sqliteCollect runs query on db and returns the rows scan reads, an
+// empty slice if there are none.
+func sqliteCollect[T any](ctx context.Context, db *sql.DB, scan func(func(...any) error) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows.Scan)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // Close implements Store.

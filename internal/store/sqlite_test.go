@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -61,6 +62,11 @@ func TestSQLiteReopen(t *testing.T) {
 	if ok, err := s.TryLease(ctx, "l", "r1", time.Minute); !ok || err != nil {
 		t.Fatalf("lease: got %v, %v", ok, err)
 	}
+	rollout := RolloutState{Route: "items", Generation: "g1", Phase: "progressing", Step: 1, Percent: 5, StepStarted: t0, Updated: t0, Reason: "gate passed"}
+	mustSave(t, s, rollout, 0, &AuditEntry{Route: "items", Generation: "g1", At: t0, Actor: "rollout", Action: "start"})
+	diff := DiffCount{DiffKey: dk("items", "g1", epLower, "body.price"), Compared: 3, Differ: 1}
+	addDiffs(t, s, []DiffCount{diff})
+	addSamples(t, s, []DiffSample{sample(diff.DiffKey, "r1", 0)}, 0)
 	if err := s.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -86,6 +92,52 @@ func TestSQLiteReopen(t *testing.T) {
 	}
 	if ok, _ := s.TryLease(ctx, "l", "r2", time.Minute); ok {
 		t.Error("lease: r2 took r1's unexpired lease after reopen")
+	}
+	rollout.Version = 1
+	checkRollouts(t, "after reopen", s, []RolloutState{rollout})
+	if err := s.SaveRollout(ctx, rollout, 0, nil); !errors.Is(err, ErrConflict) {
+		t.Errorf("save over version 1 as new after reopen: got %v, want an ErrConflict", err)
+	}
+	if audit, err := s.Audit(ctx, "items", 0); err != nil || len(audit) != 1 {
+		t.Errorf("audit after reopen: got %v, %v; want 1 entry", audit, err)
+	}
+	if got, err := s.Diffs(ctx, "items", "g1"); err != nil || !reflect.DeepEqual(got, []DiffCount{diff}) {
+		t.Errorf("diffs after reopen: got %v, %v; want [%v]", got, err, diff)
+	}
+	if got, err := s.DiffSamples(ctx, "items", "g1", "", 0); err != nil || len(got) != 1 {
+		t.Errorf("diff samples after reopen: got %v, %v; want 1", got, err)
+	}
+}
+
+// TestSQLiteUpgrade opens a file written at schema version 1 with this
+// torii: version 2 is applied and what version 1 held stays.
+func TestSQLiteUpgrade(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "torii.db")
+	all := sqliteMigrations
+	sqliteMigrations = all[:1] // no test of this package runs in parallel
+	s, err := OpenSQLite(ctx, path, Options{})
+	sqliteMigrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAdd(t, s, []Bucket{{Series: items, Start: t0.Add(-Resolution), Counts: Counts{Total: 9}}})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = OpenSQLite(ctx, path, Options{})
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	defer s.Close()
+	if sums, err := s.Sums(ctx, t0, []time.Duration{time.Minute}); err != nil || sums[items][0].Total != 9 {
+		t.Errorf("sums after upgrade: got %v, %v; want a total of 9", sums, err)
+	}
+	mustSave(t, s, RolloutState{Route: "items"}, 0, &AuditEntry{Route: "items", Action: "start"})
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("schema_migrations: got %d rows (%v), want 2", n, err)
 	}
 }
 

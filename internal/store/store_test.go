@@ -82,6 +82,13 @@ func TestConformance(t *testing.T) {
 		{"alerts round trip", testAlerts},
 		{"lease", testLease},
 		{"prune", testPrune},
+		{"rollout versions", testRollouts},
+		{"rollout save race: exactly one wins", testRolloutRace},
+		{"audit order, limit and prune", testAudit},
+		{"diff counts are additive", testDiffs},
+		{"diff samples keep the newest", testDiffSamples},
+		{"prune diffs", testPruneDiffs},
+		{"concurrent diff writers", testDiffsConcurrent},
 	}
 	for _, im := range impls(t) {
 		t.Run(im.name, func(t *testing.T) {
