@@ -39,7 +39,7 @@ func (e *Engine) BackendBurn(ctx context.Context, route, backend string, w time.
 	if rc == nil || rc.slo == nil {
 		return Burn{}, false, nil
 	}
-	w = max(store.Resolution, (w+store.Resolution-1).Truncate(store.Resolution))
+	w = max(store.Resolution, (w + store.Resolution - 1).Truncate(store.Resolution))
 	now := e.now()
 	// The window is the last w/Resolution buckets, the one in progress
 	// included: a gate must see what happened seconds ago.
