@@ -1,10 +1,10 @@
-// Package migrate holds torii's tools for moving traffic from one upstream
-// to another (issue 6). This file is shadow traffic: a middleware that
-// mirrors a share of a route's requests to a candidate upstream, after the
-// primary request is served, so the client's latency and result never
-// depend on the candidate. Response diffing is a later stage; Result and
-// Options.OnResult are its seam.
 package migrate
+
+// Shadow traffic: a middleware that mirrors a share of a route's requests
+// to a candidate upstream, after the primary request is served, so the
+// client's latency and result never depend on the candidate. With
+// Options.Compare it keeps the primary's response and the candidate's and
+// hands them to the route's RouteDiffs (compare.go).
 
 import (
 	"bytes"
@@ -38,11 +38,12 @@ const maxDrain = 1 << 20
 
 // Results counted by torii_shadow_requests_total.
 const (
-	resultSent            = "sent"             // the candidate answered, any status
-	resultSkippedBody     = "skipped_body"     // body over the bound, or not read whole by the primary
-	resultSkippedMethod   = "skipped_method"   // an unsafe method, or a protocol switch
-	resultSkippedCapacity = "skipped_capacity" // max_concurrent or the candidate's max_requests reached
-	resultError           = "error"            // no endpoint, connect failure, reset or timeout
+	resultSent            = "sent"              // the candidate answered, any status
+	resultSkippedBody     = "skipped_body"      // body over the bound, or not read whole by the primary
+	resultSkippedMethod   = "skipped_method"    // an unsafe method, or a protocol switch
+	resultSkippedCapacity = "skipped_capacity"  // max_concurrent or the candidate's max_requests reached
+	resultSkippedServed   = "skipped_candidate" // the split sent the request to the candidate itself
+	resultError           = "error"             // no endpoint, connect failure, reset or timeout
 )
 
 // Metrics are the shadow counters, shared by every route's middleware and
@@ -120,6 +121,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics counts mirrored and skipped requests. Nil: not counted.
 	Metrics *Metrics
+	// Compare, when set, compares the candidate's responses with the
+	// primary's (see Diffs.Route).
+	Compare *RouteDiffs
+	// Primary is the route's primary upstream, called a second time on a
+	// share of compared requests to learn the noise. Required with
+	// Compare.
+	Primary *upstream.Pool
 	// OnResult, when set, is called with each shadow request's result, in
 	// the shadow's goroutine, after its response body is discarded. It
 	// must not block for long: it holds a max_concurrent slot.
@@ -138,11 +146,13 @@ type shadow struct {
 	timeout     time.Duration
 	log         *slog.Logger
 	onResult    func(*Result)
+	compare     *RouteDiffs    // nil: responses are discarded unread
+	primary     *upstream.Pool // with compare: the secondary's upstream
 
 	inFlight atomic.Int64 // shadow requests running, at most maxInFlight
 
-	gauge                                           prometheus.Gauge
-	sent, skipBody, skipMethod, skipCapacity, fails prometheus.Counter
+	gauge                                                       prometheus.Gauge
+	sent, skipBody, skipMethod, skipCapacity, skipServed, fails prometheus.Counter
 }
 
 // New checks o and returns the mirroring middleware. It has no side
@@ -163,6 +173,8 @@ func New(o Options) (func(http.Handler) http.Handler, error) {
 		return nil, errorf("max concurrent %d: must be above zero", o.MaxConcurrent)
 	case o.Timeout <= 0:
 		return nil, errorf("timeout %s: must be above zero", o.Timeout)
+	case o.Compare != nil && o.Primary == nil:
+		return nil, errorf("compare without a primary pool")
 	}
 	s := &shadow{
 		route:       o.Route,
@@ -175,6 +187,8 @@ func New(o Options) (func(http.Handler) http.Handler, error) {
 		timeout:     o.Timeout,
 		log:         o.Logger,
 		onResult:    o.OnResult,
+		compare:     o.Compare,
+		primary:     o.Primary,
 	}
 	if s.tr == nil {
 		s.tr = o.Pool.Transport()
@@ -191,6 +205,7 @@ func New(o Options) (func(http.Handler) http.Handler, error) {
 	s.skipBody = m.requests.WithLabelValues(o.Route, resultSkippedBody)
 	s.skipMethod = m.requests.WithLabelValues(o.Route, resultSkippedMethod)
 	s.skipCapacity = m.requests.WithLabelValues(o.Route, resultSkippedCapacity)
+	s.skipServed = m.requests.WithLabelValues(o.Route, resultSkippedServed)
 	s.fails = m.requests.WithLabelValues(o.Route, resultError)
 	return s.wrap, nil
 }
@@ -230,10 +245,20 @@ func (s *shadow) wrap(next http.Handler) http.Handler {
 			r2.Body = tee
 			r = &r2
 		}
+		var capt *capture
+		if s.compare != nil {
+			capt = &capture{ResponseWriter: w, max: s.compare.maxBody}
+			w = capt
+		}
 		next.ServeHTTP(w, r)
 
 		// The primary is answered. Everything below is off its path, but
 		// still in its goroutine until the go statement: keep it short.
+		info := request.FromContext(r.Context())
+		if info != nil && info.Upstream == s.pool.Name() {
+			s.skipServed.Inc() // the user is on the candidate already
+			return
+		}
 		body, ok := tee.result()
 		if !ok {
 			s.skipBody.Inc()
@@ -244,6 +269,10 @@ func (s *shadow) wrap(next http.Handler) http.Handler {
 			return
 		}
 		j := s.newJob(r, body)
+		if capt != nil && capt.status >= 200 {
+			j.primary = capt.response()
+			j.endpoint = Endpoint(r.Method, r.URL.Path)
+		}
 		go s.send(j)
 	})
 }
@@ -255,6 +284,8 @@ type job struct {
 	req      *http.Request
 	clientIP netip.Addr
 	slo      request.SLORecorder // nil: the route has no SLO
+	primary  *Response           // the primary's captured response; nil: not compared
+	endpoint string              // with primary: the request's endpoint
 }
 
 // newJob builds the shadow request for r with body.
@@ -302,7 +333,7 @@ func (s *shadow) newJob(r *http.Request, body []byte) *job {
 // it. It runs in its own goroutine and holds an in-flight slot.
 func (s *shadow) send(j *job) {
 	defer s.release()
-	res := s.exchange(j)
+	res, cand := s.exchange(j, s.pool, j.primary != nil)
 	switch {
 	case errors.Is(res.Err, errAtCapacity):
 		s.skipCapacity.Inc()
@@ -316,35 +347,63 @@ func (s *shadow) send(j *job) {
 	if j.slo != nil && res.Status != 0 {
 		j.slo.Record(res.Upstream, res.Status, "", res.TTFB, true)
 	}
+	if j.primary != nil && cand != nil {
+		s.compareWith(j, cand)
+	}
 	if s.onResult != nil {
 		s.onResult(res)
 	}
 }
 
-// exchange sends j.req to an endpoint of the candidate and reads the
-// response. A failure after the pool was reached carries the status the
-// proxy would have answered (502, or 504 for a timeout), for the SLO.
-func (s *shadow) exchange(j *job) *Result {
-	res := &Result{Upstream: s.pool.Name()}
-	if !s.pool.Acquire() { // the candidate's max_requests protects it from us too
-		res.Err = fmt.Errorf("shadow to upstream %q: %w", s.pool.Name(), errAtCapacity)
-		return res
+// compareWith compares the candidate's response with the primary's and,
+// on a share of safe requests, a second primary response with the first.
+func (s *shadow) compareWith(j *job, cand *Response) {
+	var second *Response
+	if safe(j.req.Method) && s.compare.sampleSecondary() {
+		req := j.req.Clone(j.req.Context())
+		req.Header.Set(HeaderShadow, "secondary")
+		if j.req.GetBody != nil {
+			req.Body, _ = j.req.GetBody()
+		}
+		res, resp := s.exchange(&job{req: req, clientIP: j.clientIP}, s.primary, true)
+		if res.Err != nil {
+			s.log.Debug("secondary request failed", "route", s.route, "upstream", res.Upstream, "err", res.Err)
+		}
+		second = resp
 	}
-	defer s.pool.Release()
-	ep, err := s.pool.Pick(j.req, j.clientIP, nil)
+	meta := sampleMeta{id: j.req.Header.Get("X-Request-Id"), method: j.req.Method, path: j.req.URL.Path}
+	s.compare.observe(j.endpoint, j.primary, cand, second, meta)
+}
+
+// exchange sends j.req to an endpoint of pool and reads the response,
+// keeping it (up to the compare bound) when keep is set, else discarding
+// it. A failure after the pool was reached carries the status the proxy
+// would have answered (502, or 504 for a timeout), for the SLO.
+func (s *shadow) exchange(j *job, pool *upstream.Pool, keep bool) (*Result, *Response) {
+	res := &Result{Upstream: pool.Name()}
+	if !pool.Acquire() { // the upstream's max_requests protects it from us too
+		res.Err = fmt.Errorf("shadow to upstream %q: %w", pool.Name(), errAtCapacity)
+		return res, nil
+	}
+	defer pool.Release()
+	ep, err := pool.Pick(j.req, j.clientIP, nil)
 	if err != nil {
-		res.Err = fmt.Errorf("pick endpoint of upstream %q: %w", s.pool.Name(), err)
-		return res
+		res.Err = fmt.Errorf("pick endpoint of upstream %q: %w", pool.Name(), err)
+		return res, nil
 	}
 	res.Endpoint = ep.Addr()
 	ctx, cancel := context.WithTimeout(j.req.Context(), s.timeout)
 	defer cancel()
 	req := j.req.WithContext(ctx)
-	req.URL.Scheme, req.URL.Host = s.pool.Scheme(), ep.Addr()
+	req.URL.Scheme, req.URL.Host = pool.Scheme(), ep.Addr()
 
+	tr := s.tr
+	if pool != s.pool {
+		tr = pool.Transport()
+	}
 	ep.Begin()
 	start := time.Now()
-	resp, err := s.tr.RoundTrip(req)
+	resp, err := tr.RoundTrip(req)
 	res.TTFB = time.Since(start)
 	if err != nil {
 		ep.End(upstream.GatewayError)
@@ -352,26 +411,38 @@ func (s *shadow) exchange(j *job) *Result {
 		if ctx.Err() != nil {
 			res.Status = http.StatusGatewayTimeout
 		}
-		res.Err = fmt.Errorf("shadow to upstream %q endpoint %s: %w", s.pool.Name(), ep.Addr(), err)
-		return res
+		res.Err = fmt.Errorf("shadow to upstream %q endpoint %s: %w", pool.Name(), ep.Addr(), err)
+		return res, nil
 	}
-	_, err = io.CopyN(io.Discard, resp.Body, maxDrain)
+	var kept *Response
+	if keep {
+		kept = &Response{Status: resp.StatusCode, Header: resp.Header}
+		kept.Body, err = io.ReadAll(io.LimitReader(resp.Body, int64(s.compare.maxBody)+1))
+		if len(kept.Body) > s.compare.maxBody {
+			kept.Body, kept.Truncated = kept.Body[:s.compare.maxBody], true
+		}
+	} else {
+		_, err = io.CopyN(io.Discard, resp.Body, maxDrain)
+	}
 	resp.Body.Close()
 	res.Status = resp.StatusCode
 	if err != nil && err != io.EOF && ctx.Err() != nil {
-		// The head arrived, the body did not in time: the candidate was
+		// The head arrived, the body did not in time: the upstream was
 		// too slow, which the SLO should see.
 		ep.End(upstream.GatewayError)
 		res.Status = http.StatusGatewayTimeout
-		res.Err = fmt.Errorf("shadow to upstream %q endpoint %s: read body: %w", s.pool.Name(), ep.Addr(), err)
-		return res
+		res.Err = fmt.Errorf("shadow to upstream %q endpoint %s: read body: %w", pool.Name(), ep.Addr(), err)
+		return res, nil
+	}
+	if err != nil && err != io.EOF {
+		kept = nil // a body cut short by a reset compares as nothing
 	}
 	if resp.StatusCode >= 500 {
 		ep.End(upstream.Failure5xx)
 	} else {
 		ep.End(upstream.Success)
 	}
-	return res
+	return res, kept
 }
 
 var errAtCapacity = errors.New("upstream at max_requests")
@@ -460,6 +531,52 @@ func (t *teeBody) result() ([]byte, bool) {
 		return []byte{}, true
 	}
 	return t.buf, true
+}
+
+// capture passes the primary's response to the client and keeps a copy
+// of its status, the headers a comparison reads, and its body up to max
+// bytes.
+type capture struct {
+	http.ResponseWriter
+	max       int
+	status    int // the final status; 0 until the head is written
+	header    http.Header
+	body      []byte
+	truncated bool
+}
+
+func (c *capture) WriteHeader(code int) {
+	if c.status == 0 && code >= 200 {
+		c.status = code
+		c.header = c.ResponseWriter.Header().Clone()
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *capture) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.WriteHeader(http.StatusOK)
+	}
+	if !c.truncated {
+		if room := c.max - len(c.body); len(p) > room {
+			c.body = append(c.body, p[:room]...)
+			c.truncated = true
+		} else {
+			c.body = append(c.body, p...)
+		}
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+// Flush implements http.Flusher for handlers that assert it.
+func (c *capture) Flush() { _ = http.NewResponseController(c.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (c *capture) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// response returns what was captured.
+func (c *capture) response() *Response {
+	return &Response{Status: c.status, Header: c.header, Body: c.body, Truncated: c.truncated}
 }
 
 // ForgetRoute deletes the series of a route a reload removed, so they stop
