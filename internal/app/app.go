@@ -78,12 +78,14 @@ type App struct {
 
 	listenerMetrics *listener.Metrics
 
-	store   store.Store
-	slo     *slo.Engine
-	alerts  *alert.Dispatcher
-	bgWG    sync.WaitGroup // the SLO engine and alert dispatcher loops
-	prom    *prometheus.Registry
-	metrics *telemetry.Metrics
+	store    store.Store
+	slo      *slo.Engine
+	diffs    *migrate.Diffs
+	rollouts *migrate.Controller
+	alerts   *alert.Dispatcher
+	bgWG     sync.WaitGroup // the SLO engine and alert dispatcher loops
+	prom     *prometheus.Registry
+	metrics  *telemetry.Metrics
 
 	snap   atomic.Pointer[runtime.Snapshot]
 	access atomic.Pointer[accesslog.Logger]
@@ -170,6 +172,7 @@ func New(opts Options) (*App, error) {
 	}
 	a.snap.Store(snap)
 	a.slo.Apply(cfg)
+	a.applyMigrations(cfg)
 	a.warn(cfg)
 	a.fileStamp, _ = stampOf(opts.ConfigPath)
 	now := time.Now()
@@ -272,9 +275,12 @@ func (a *App) Start(ctx context.Context) error {
 		a.serve(a.adminServer, adminLn, "admin")
 	}
 	go a.watch(a.runCtx)
-	a.bgWG.Add(2)
+	a.bgWG.Add(4)
 	go func() { defer a.bgWG.Done(); a.slo.Run(a.runCtx) }()
 	go func() { defer a.bgWG.Done(); a.alerts.Run(a.runCtx) }()
+	flushEvery := a.snap.Load().Config().Store.FlushInterval.D()
+	go func() { defer a.bgWG.Done(); a.diffs.Run(a.runCtx, flushEvery) }()
+	go func() { defer a.bgWG.Done(); a.rollouts.Run(a.runCtx) }()
 	a.ready.Store(true)
 	a.logger.Info("torii started", "listeners", addrStrings(a.listeners), "admin", addrString(adminLn))
 	return nil
@@ -357,18 +363,23 @@ func (a *App) openSLO(cfg *config.Config) error {
 	}
 	a.alerts.SetTeams(cfg.Teams)
 	host, _ := os.Hostname()
+	// Unique per App: hosts and PIDs repeat (containers sharing a
+	// hostname, two Apps in one test), and leases key on it.
+	replica := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
 	a.slo, err = slo.New(slo.Options{
 		Store:      st,
 		Notifier:   alertNotifier{a.alerts},
 		Logger:     a.logger,
 		Registerer: a.prom,
-		// Unique per App: hosts and PIDs repeat (containers sharing a
-		// hostname, two Apps in one test), and alert leases key on it.
-		ReplicaID: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8]),
+		ReplicaID:  replica,
 	})
 	if err != nil {
 		st.Close()
 		return fmt.Errorf("slo: %w", err)
+	}
+	if err := a.openMigrations(replica); err != nil {
+		st.Close()
+		return err
 	}
 	return nil
 }
@@ -414,6 +425,7 @@ func (a *App) forgetRoute(name string) {
 	a.limits.ForgetRoute(name)
 	a.cache.ForgetRoute(name)
 	a.shadow.ForgetRoute(name)
+	a.rollouts.ForgetRoute(name)
 }
 
 // deps are what every snapshot is built with.
@@ -430,6 +442,8 @@ func (a *App) deps(cfg *config.Config) runtime.Deps {
 		Cache:              a.cache,
 		Compress:           a.compress,
 		Shadow:             a.shadow,
+		Diffs:              a.diffs,
+		Rollouts:           a.rollouts,
 	}
 }
 
@@ -561,6 +575,7 @@ func (a *App) reloadLocked() error {
 	}
 	a.snap.Store(snap)
 	a.slo.Apply(cfg)
+	a.applyMigrations(cfg)
 	a.alerts.SetTeams(cfg.Teams)
 	a.cache.SetLimits(int64(cfg.Cache.MaxBytes), int64(cfg.Cache.MaxObjectBytes))
 	for i, p := range a.certs {

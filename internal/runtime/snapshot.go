@@ -56,6 +56,12 @@ type Deps struct {
 	SLO *slo.Accountant
 	// Shadow counts mirrored requests. Nil: counted nowhere.
 	Shadow *migrate.Metrics
+	// Diffs keeps the response comparisons of routes with
+	// shadow.compare across snapshots. Nil: responses are not compared.
+	Diffs *migrate.Diffs
+	// Rollouts drives the live weights of routes with a rollout. Nil: the
+	// backends' configured weights hold.
+	Rollouts *migrate.Controller
 	// Tunnels tracks upgraded connections (WebSocket) across snapshots so
 	// shutdown can wait for and close them. Nil: not tracked.
 	Tunnels *proxy.Tunnels
@@ -218,10 +224,24 @@ func (s *Snapshot) buildRoute(rc *config.Route, deps Deps) (*Route, error) {
 		if err != nil {
 			return nil, err
 		}
+		var live *proxy.Weights
+		if ro := rc.Rollout; ro != nil && deps.Rollouts != nil {
+			_, cand, _ := rc.Candidate()
+			base := make([]int, len(backends))
+			for i, b := range backends {
+				base[i] = b.Weight
+			}
+			split, err := deps.Rollouts.Split(rc.Name, rc.Generation(), base, cand, ro.Steps[0])
+			if err != nil {
+				return nil, fmt.Errorf("rollout: %w", err)
+			}
+			live = split.Weights()
+		}
 		h, err := proxy.New(proxy.Options{
 			Route:           rc.Name,
 			Backends:        backends,
 			Sticky:          rc.Sticky,
+			Weights:         live,
 			Timeout:         rc.Timeout.D(),
 			TryTimeout:      rc.TryTimeout.D(),
 			Attempts:        attempts,
@@ -241,7 +261,17 @@ func (s *Snapshot) buildRoute(rc *config.Route, deps Deps) (*Route, error) {
 		}
 		var inner http.Handler = h
 		if sc := rc.Shadow; sc != nil {
+			var diffs *migrate.RouteDiffs
+			var primary *upstream.Pool
+			if sc.Compare != nil && deps.Diffs != nil {
+				if diffs, err = deps.Diffs.Route(rc); err != nil {
+					return nil, err
+				}
+				primary = s.pools[primaryUpstream(rc)]
+			}
 			mw, err := migrate.New(migrate.Options{
+				Compare:       diffs,
+				Primary:       primary,
 				Route:         rc.Name,
 				Pool:          s.pools[sc.Upstream],
 				Percent:       sc.Percent,
@@ -265,6 +295,17 @@ func (s *Snapshot) buildRoute(rc *config.Route, deps Deps) (*Route, error) {
 	}
 	rt.handler = h
 	return rt, nil
+}
+
+// primaryUpstream is the upstream a comparison's secondary calls: the
+// first backend that is neither a candidate nor the shadow's upstream.
+func primaryUpstream(rc *config.Route) string {
+	for _, b := range rc.Backends {
+		if !b.Candidate && b.Upstream != rc.Shadow.Upstream {
+			return b.Upstream
+		}
+	}
+	return rc.Backends[0].Upstream
 }
 
 // Start starts the pools' health checks and DNS re-resolution.
