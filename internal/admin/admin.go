@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"torii/internal/config"
+	"torii/internal/migrate"
 	"torii/internal/runtime"
 	"torii/internal/slo"
 	"torii/internal/upstream"
@@ -54,6 +55,18 @@ type Backend interface {
 	SLOStatus() []slo.RouteStatus
 	// TeamStatus returns a team's routes and their budgets.
 	TeamStatus(name string) slo.TeamStatus
+	// Migrations returns every migrating route: split, shadow, rollout
+	// and diff report.
+	Migrations() []migrate.Migration
+	// Migration returns one migrating route with its audit trail; an
+	// error wrapping migrate.ErrNotMigrating when it does not migrate.
+	Migration(ctx context.Context, route string) (migrate.Migration, error)
+	// MigrationAction applies an operator's pause, resume, promote or
+	// abort to a route's rollout.
+	MigrationAction(ctx context.Context, route, action, actor, reason string) (migrate.Status, error)
+	// DiffSamples returns a route's stored diff samples at field (""
+	// for every field), newest first.
+	DiffSamples(ctx context.Context, route, field string, limit int) ([]migrate.SampleRecord, error)
 }
 
 // ReloadStatus is the outcome of the latest reload attempt.
@@ -97,6 +110,10 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("POST /api/v1/cache/purge", s.purge)
 	mux.HandleFunc("GET /api/v1/slos", s.slos)
 	mux.HandleFunc("GET /api/v1/teams/{team}", s.team)
+	mux.HandleFunc("GET /api/v1/migrations", s.migrations)
+	mux.HandleFunc("GET /api/v1/migrations/{route}", s.migration)
+	mux.HandleFunc("GET /api/v1/migrations/{route}/samples", s.samples)
+	mux.HandleFunc("POST /api/v1/migrations/{route}/{action}", s.migrationAction)
 	// Go's profiler, as Caddy and Envoy expose theirs on the admin port:
 	// loopback by default and behind the same Host check as the API.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"torii/internal/config"
+	"torii/internal/migrate"
 	"torii/internal/runtime"
 	"torii/internal/slo"
 	"torii/internal/store"
@@ -34,6 +37,7 @@ type backend struct {
 	reload   error
 	purged   []string
 	engine   *slo.Engine
+	rollouts *migrate.Controller
 }
 
 func (b *backend) Snapshot() *runtime.Snapshot { return b.snap }
@@ -50,6 +54,29 @@ func (b *backend) TeamStatus(name string) slo.TeamStatus {
 func (b *backend) PurgeCache(key, prefix string) int {
 	b.purged = append(b.purged, key+"|"+prefix)
 	return 3
+}
+func (b *backend) Migrations() []migrate.Migration {
+	out := []migrate.Migration{}
+	for _, st := range b.rollouts.Status() {
+		out = append(out, migrate.Migration{Route: st.Route, Rollout: &st})
+	}
+	return out
+}
+func (b *backend) Migration(ctx context.Context, route string) (migrate.Migration, error) {
+	for _, m := range b.Migrations() {
+		if m.Route == route {
+			es, err := b.rollouts.Audit(ctx, route, 50)
+			m.Audit = migrate.AuditRecords(es)
+			return m, err
+		}
+	}
+	return migrate.Migration{}, migrate.ErrNotMigrating
+}
+func (b *backend) MigrationAction(ctx context.Context, route, action, actor, reason string) (migrate.Status, error) {
+	return b.rollouts.Act(ctx, route, action, actor, reason)
+}
+func (b *backend) DiffSamples(context.Context, string, string, int) ([]migrate.SampleRecord, error) {
+	return nil, nil
 }
 func (b *backend) LastReload() ReloadStatus {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -98,7 +125,16 @@ func newTestServer(t *testing.T) (*backend, http.Handler) {
 	}
 	eng.Apply(cfg)
 	t.Cleanup(snap.Close)
-	b := &backend{snap: snap, registry: reg, ready: true, engine: eng}
+	rollouts, err := migrate.NewController(migrate.ControllerOptions{Store: store.NewMemory(nil), Burn: eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollouts.Apply([]migrate.Plan{{Route: "items", Candidate: "listing", Generation: "g1", Steps: []float64{10, 100},
+		Every: time.Minute, Window: time.Minute, MinRequests: 1, MaxBurnRate: 14.4}})
+	if err := rollouts.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{snap: snap, registry: reg, ready: true, engine: eng, rollouts: rollouts}
 	return b, New(Options{Backend: b, Gatherer: prometheus.NewRegistry()})
 }
 
@@ -260,5 +296,79 @@ func TestReadyz(t *testing.T) {
 	body, _ := io.ReadAll(rec.Body)
 	if !strings.Contains(string(body), "not ready") {
 		t.Errorf("draining body: got %s", body)
+	}
+}
+
+// TestMigrationActions: the operator's actions reach the rollout, with
+// the actor and reason in the audit trail, and its refusals map to
+// statuses: 404 for a route without a rollout, 409 for an action the
+// phase does not allow or an unknown one, 400 for a bad body; the admin
+// token and the cross-site checks guard them like every POST.
+func TestMigrationActions(t *testing.T) {
+	_, h := newTestServer(t)
+	auth := map[string]string{"Authorization": "Bearer admin-secret"}
+	post := func(path, body string, header map[string]string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", path, strings.NewReader(body))
+		req.Host = "127.0.0.1:9901"
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	tests := []struct {
+		name, path, body string
+		header           map[string]string
+		want             int
+		phase            string
+	}{
+		{"no token", "/api/v1/migrations/items/pause", "", nil, 401, ""},
+		{"cross-site", "/api/v1/migrations/items/pause", "", map[string]string{"Authorization": "Bearer admin-secret", "Sec-Fetch-Site": "cross-site"}, 403, ""},
+		{"bad body", "/api/v1/migrations/items/pause", `{"why": 1}`, auth, 400, ""},
+		{"pause", "/api/v1/migrations/items/pause", `{"reason": "looking\ninto it", "actor": "alice"}`, auth, 200, "paused"},
+		{"pause twice", "/api/v1/migrations/items/pause", "", auth, 409, ""},
+		{"unknown action", "/api/v1/migrations/items/explode", "", auth, 409, ""},
+		{"unknown route", "/api/v1/migrations/nope/pause", "", auth, 404, ""},
+		{"abort", "/api/v1/migrations/items/abort", "", auth, 200, "aborted"},
+		{"resume", "/api/v1/migrations/items/resume", "", auth, 200, "progressing"},
+		{"promote", "/api/v1/migrations/items/promote", "", auth, 200, "promoted"},
+	}
+	for _, tc := range tests {
+		rec := post(tc.path, tc.body, tc.header)
+		if rec.Code != tc.want {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, rec.Code, tc.want, rec.Body)
+			continue
+		}
+		if tc.phase != "" {
+			var st migrate.Status
+			if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || st.Phase != tc.phase {
+				t.Errorf("%s: phase %q (%v), want %q", tc.name, st.Phase, err, tc.phase)
+			}
+		}
+	}
+	rec := serve(h, "GET", "/api/v1/migrations/items", nil)
+	var m migrate.Migration
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range m.Audit {
+		actions = append(actions, e.Action+" by "+e.Actor)
+	}
+	want := []string{"promote by admin", "resume by admin", "abort by admin", "pause by admin:alice", "start by rollout"}
+	if !slices.Equal(actions, want) {
+		t.Errorf("audit trail %q, want %q", actions, want)
+	}
+	for _, e := range m.Audit {
+		if e.Action == "pause" && e.Reason != "lookinginto it" {
+			t.Errorf("pause reason %q: control characters should be dropped", e.Reason)
+		}
+	}
+	if rec := serve(h, "GET", "/api/v1/migrations/monolith", nil); rec.Code != 404 {
+		t.Errorf("a route without a migration: %d, want 404", rec.Code)
+	}
+	if rec := serve(h, "GET", "/api/v1/migrations/items/samples?limit=0", nil); rec.Code != 400 {
+		t.Errorf("limit=0: %d, want 400", rec.Code)
 	}
 }
