@@ -112,10 +112,16 @@ func TestE2EMigration(t *testing.T) {
 	var monoServed, candServed atomic.Int64
 	mono := migrationService(t, false, 0, &monoServed)
 	cand := migrationService(t, true, 20, &candServed)
+	hooks := make(chan string, 100)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hooks <- string(b)
+	}))
+	defer hook.Close()
 	dir := t.TempDir()
 	cfg := testListeners + fmt.Sprintf(`
 store: {sqlite: %q, flush_interval: 1s}
-teams: {listing: {}}
+teams: {listing: {alerts: [{webhook: %q}]}}
 upstreams:
   monolith: {endpoints: [%q]}
   listing: {endpoints: [%q]}
@@ -130,7 +136,7 @@ routes:
       upstream: listing
       compare: {secondary_percent: 50}
     rollout: {steps: [25, 100], every: 10s, window: 10s, min_requests: 50}
-`, filepath.Join(dir, "torii.db"), mono.Listener.Addr().String(), cand.Listener.Addr().String())
+`, filepath.Join(dir, "torii.db"), hook.URL, mono.Listener.Addr().String(), cand.Listener.Addr().String())
 	ta := startApp(t, cfg)
 
 	// 100 req/s from 500 users until the rollout rolls back.
@@ -206,6 +212,17 @@ routes:
 	}
 	t.Logf("rollback reason: %s", rollback)
 
+	// The owning team hears of it on its channel.
+	deadline := time.Now().Add(10 * time.Second)
+	for heard := false; !heard; {
+		select {
+		case body := <-hooks:
+			heard = strings.Contains(body, "ToriiRollout") && strings.Contains(body, `"rollback"`)
+		case <-time.After(time.Until(deadline)):
+			t.Fatal("the team's webhook got no rollback notification")
+		}
+	}
+
 	// After the rollback no user reaches the candidate: only shadows do.
 	before := candServed.Load()
 	for i := range 50 {
@@ -222,7 +239,7 @@ routes:
 	}
 
 	// The diff report, once flushed: body.price, and nothing noisy.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		getJSON(t, ta.admin+"/api/v1/migrations/items", &m)
 		if m.Diff != nil && m.Diff.Compared > 300 && m.Diff.NoiseCompared > 50 {
