@@ -5,67 +5,18 @@ package app
 // counts, and an alert is sent by one replica only.
 
 import (
-	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"torii/internal/slo"
+	"torii/internal/testpg"
 )
-
-// e2ePostgres returns TORII_TEST_POSTGRES (started by scripts/postgres)
-// pointed at a new schema of its own, so reruns never see old buckets,
-// alerts or leases; the schema is dropped when the test ends. Without the
-// variable the test is skipped, except in CI, where it fails.
-func e2ePostgres(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("TORII_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("TORII_TEST_POSTGRES is not set; scripts/test starts PostgreSQL with scripts/postgres and sets it")
-		}
-		t.Skip(`TORII_TEST_POSTGRES is not set; run: eval "$(scripts/postgres)" && export TORII_TEST_POSTGRES`)
-	}
-	schema := "schema_" + strings.ToLower(rand.Text()[:12])
-	exec := func(ctx context.Context, stmt string) error {
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return err
-		}
-		defer c.Close(context.Background())
-		_, err = c.Exec(ctx, stmt)
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema %s in TORII_TEST_POSTGRES: %v", schema, err)
-	}
-	// Registered before the apps start, so it runs after they shut down
-	// and closed their connections.
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + "search_path=" + schema
-}
 
 // e2eWebhook is an alert webhook receiver that records every POST.
 type e2eWebhook struct {
@@ -166,7 +117,7 @@ func e2eAvailability(rs slo.RouteStatus) (events, bad int64, page string) {
 // both instances' requests, and the owning team's webhook receives the
 // page once, not once per instance.
 func TestE2ESLOTwoReplicasPostgres(t *testing.T) {
-	dsn := e2ePostgres(t) // first: its cleanup runs after the apps stop
+	dsn := testpg.DSN(t) // first: its cleanup runs after the apps stop
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		http.Error(w, "down", http.StatusInternalServerError)

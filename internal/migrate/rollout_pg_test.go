@@ -1,56 +1,13 @@
 package migrate
 
 import (
-	"context"
-	"crypto/rand"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"torii/internal/store"
+	"torii/internal/testpg"
 )
-
-// rolloutPostgres returns TORII_TEST_POSTGRES (started by scripts/postgres)
-// pointed at a new schema of its own, dropped when the test ends. Without
-// the variable the test is skipped, except in CI, where it fails.
-func rolloutPostgres(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("TORII_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("TORII_TEST_POSTGRES is not set; CI runs scripts/postgres first")
-		}
-		t.Skip("TORII_TEST_POSTGRES not set; start one with: eval \"$(scripts/postgres)\" && export TORII_TEST_POSTGRES")
-	}
-	schema := "test_" + strings.ToLower(rand.Text()[:12])
-	admin, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatalf("connect to TORII_TEST_POSTGRES: %v", err)
-	}
-	defer admin.Close(context.Background())
-	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + "search_path=" + schema
-}
 
 // TestRolloutTwoReplicasPostgres is the second half of acceptance point 5:
 // two replicas, each with its own SLO engine and controller, share one
@@ -58,7 +15,7 @@ func rolloutPostgres(t *testing.T) string {
 // step within a tick; an abort made through the follower stands.
 func TestRolloutTwoReplicasPostgres(t *testing.T) {
 	ctx := t.Context()
-	dsn := rolloutPostgres(t)
+	dsn := testpg.DSN(t)
 	clk := &rolloutClock{t: rolloutT0}
 	open := func() store.Store {
 		s, err := store.OpenPostgres(ctx, dsn, store.Options{Now: clk.Now})

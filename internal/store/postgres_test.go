@@ -1,10 +1,7 @@
 package store
 
 import (
-	"context"
-	"crypto/rand"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,49 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"torii/internal/config"
+	"torii/internal/testpg"
 )
 
-// postgresSchema returns TORII_TEST_POSTGRES (started by scripts/postgres)
-// pointed at a new schema of its own, dropped when the test ends. Without
-// the variable the test is skipped, except in CI, where it fails.
-func postgresSchema(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("TORII_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("TORII_TEST_POSTGRES is not set; CI runs scripts/postgres first")
-		}
-		t.Skip("TORII_TEST_POSTGRES not set; start one with: eval \"$(scripts/postgres)\" && export TORII_TEST_POSTGRES")
-	}
-	schema := "test_" + strings.ToLower(rand.Text()[:12])
-	admin, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatalf("connect to TORII_TEST_POSTGRES: %v", err)
-	}
-	defer admin.Close(context.Background())
-	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + "search_path=" + schema
-}
-
 func TestPostgresConcurrentOpen(t *testing.T) {
-	dsn := postgresSchema(t)
+	dsn := testpg.DSN(t)
 	const replicas = 6
 	var wg sync.WaitGroup
 	errs := make(chan error, replicas)
@@ -96,7 +55,7 @@ func TestPostgresConcurrentOpen(t *testing.T) {
 // TestPostgresConcurrentAdd has two replicas flush overlapping buckets at
 // once, many times: no deadlock, and every count arrives.
 func TestPostgresConcurrentAdd(t *testing.T) {
-	dsn := postgresSchema(t)
+	dsn := testpg.DSN(t)
 	r1, err := OpenPostgres(t.Context(), dsn, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +121,7 @@ func TestPostgresErrorsHidePassword(t *testing.T) {
 // what version 1 held stays, and the old replica still works.
 func TestPostgresUpgrade(t *testing.T) {
 	ctx := t.Context()
-	dsn := postgresSchema(t)
+	dsn := testpg.DSN(t)
 	all := postgresMigrations
 	postgresMigrations = all[:1] // no test of this package runs in parallel
 	old, err := OpenPostgres(ctx, dsn, Options{})

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"torii/internal/testpg"
 )
 
 // clock is a settable clock shared by every handle of one test database.
@@ -59,7 +61,7 @@ func impls(t *testing.T) []impl {
 			}
 		}},
 		{"postgres", func(t *testing.T, now func() time.Time) func() Store {
-			dsn := postgresSchema(t)
+			dsn := testpg.DSN(t)
 			return func() Store {
 				s, err := OpenPostgres(t.Context(), dsn, Options{Now: now})
 				if err != nil {
