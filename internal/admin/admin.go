@@ -1,6 +1,7 @@
-// Package admin serves the admin listener: /healthz, /readyz, /metrics and
-// the JSON API under /api/v1/. It reads the running state through the
-// Backend interface and never touches the data plane directly.
+// Package admin serves the admin listener: /healthz, /readyz, /metrics,
+// the JSON API under /api/v1/ and the dashboard (internal/dashboard) at /.
+// It reads the running state through the Backend interface and never
+// touches the data plane directly.
 //
 // Safety: the admin listener is loopback by default, yet a web page in an
 // operator's browser can still send requests to it. So every API request
@@ -28,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"torii/internal/config"
+	"torii/internal/dashboard"
 	"torii/internal/migrate"
 	"torii/internal/runtime"
 	"torii/internal/slo"
@@ -109,6 +111,7 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/version", s.version)
 	mux.HandleFunc("POST /api/v1/cache/purge", s.purge)
 	mux.HandleFunc("GET /api/v1/slos", s.slos)
+	mux.HandleFunc("GET /api/v1/stats", s.stats)
 	mux.HandleFunc("GET /api/v1/teams/{team}", s.team)
 	mux.HandleFunc("GET /api/v1/migrations", s.migrations)
 	mux.HandleFunc("GET /api/v1/migrations/{route}", s.migration)
@@ -121,6 +124,11 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	// The dashboard: its page at / and its files under /ui/; any other
+	// unknown path keeps the JSON 404 below.
+	dash := dashboard.Handler()
+	mux.Handle("GET /{$}", dash)
+	mux.Handle("GET "+dashboard.Prefix, dash)
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
 	})
