@@ -1,5 +1,6 @@
 // Command torii is the edge gateway: `torii run -c torii.yaml` serves,
-// `torii validate -c torii.yaml` checks a config, `torii slo rules -c
+// `torii validate -c torii.yaml` checks a config, `torii demo` runs the
+// whole system in a box on loopback (docs/demo.md), `torii slo rules -c
 // torii.yaml` prints Prometheus rules for its SLOs, `torii version` prints
 // the build.
 package main
@@ -17,6 +18,7 @@ import (
 
 	"torii/internal/app"
 	"torii/internal/config"
+	"torii/internal/demo"
 	"torii/internal/slorules"
 	"torii/internal/version"
 )
@@ -42,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
 	case "slo":
 		return cmdSLO(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
@@ -63,6 +67,9 @@ func usage(w io.Writer) {
 commands:
   run -c FILE        serve: the data plane and the admin listener
   validate -c FILE   check a config; print every problem with its path and line
+  demo               the whole system in a box on loopback: a monolith, two
+                     services, an Authority, torii with a live migration
+                     (flags: -listen, -admin, -rate, -log-level)
   slo rules -c FILE  print Prometheus recording and alerting rules for every SLO
   version            print version, commit and Go version
 `)
@@ -148,6 +155,45 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}()
 	if err := a.Run(ctx); err != nil {
 		logger.Error("torii stopped", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", demo.DefaultListen, "the gateway's address, on loopback (port 0: any free port)")
+	adminAddr := fs.String("admin", demo.DefaultAdmin, "the admin API and dashboard's address, on loopback")
+	rate := fs.Float64("rate", demo.DefaultRate, "synthetic requests per second (0: none)")
+	level := fs.String("log-level", "warn", "log level of torii and the demo's servers: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return exitInvalid
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "torii: demo: unexpected argument %q\n", fs.Arg(0))
+		return exitInvalid
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "torii: -log-level: %v\n", err)
+		return exitInvalid
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	// A second Ctrl-C, while the demo stops, kills it the default way.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	err := demo.Run(ctx, demo.Options{Listen: *listen, Admin: *adminAddr, Rate: *rate, Out: stdout, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "torii: %v\n", err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			fmt.Fprintln(stderr, "torii: choose other ports, e.g. torii demo -listen 127.0.0.1:0 -admin 127.0.0.1:0")
+		}
 		return exitFailure
 	}
 	return exitOK
