@@ -247,116 +247,16 @@ routes:
 		}
 	}()
 
-	// Chromium, headless, on its own profile, with nothing reaching out
-	// to the internet (go.md: the machine's network is closed).
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromePath),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1366, 900),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-
-	// Every console error, uncaught exception, browser log error, failed
-	// load and HTTP error response, but the one 401 that asks for the
-	// admin token (checked below).
 	abortURL := admin + "/api/v1/migrations/items/abort"
-	var mu sync.Mutex
-	var problems []string
-	var challenged int
-	listener := func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, string(a.Value)+a.Description)
-				}
-				problems = append(problems, "console."+string(ev.Type)+": "+strings.Join(args, " "))
-			}
-		case *runtime.EventExceptionThrown:
-			d := ev.ExceptionDetails
-			desc := d.Text
-			if d.Exception != nil {
-				desc += " " + d.Exception.Description
-			}
-			problems = append(problems, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, desc))
-		case *log.EventEntryAdded:
-			e := ev.Entry
-			if e.Level == log.EntryLevelError && !(e.URL == abortURL && strings.Contains(e.Text, "401")) {
-				problems = append(problems, fmt.Sprintf("log %s: %s (%s)", e.Source, e.Text, e.URL))
-			}
-		case *network.EventLoadingFailed:
-			problems = append(problems, fmt.Sprintf("loading failed: %s %s (canceled %v, blocked %q)", ev.Type, ev.ErrorText, ev.Canceled, ev.BlockedReason))
-		case *network.EventResponseReceived:
-			r := ev.Response
-			switch {
-			case r.Status == http.StatusUnauthorized && r.URL == abortURL:
-				challenged++
-			case r.Status >= 400:
-				problems = append(problems, fmt.Sprintf("HTTP %d for %s", r.Status, r.URL))
-			}
+	var challenged atomic.Int64
+	br := newBrowser(t, chromePath, func(url string, status int) bool {
+		if url == abortURL && status == http.StatusUnauthorized {
+			challenged.Add(1) // the one 401 that asks for the admin token
+			return true
 		}
-	}
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithListener(listener))
-	defer cancelBrowser()
-	checkProblems := func(when string) {
-		t.Helper()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range problems {
-			t.Errorf("%s: %s", when, p)
-		}
-		problems = nil
-	}
-	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	// click clicks what sel finds; the page re-renders its tables every
-	// few seconds, so a node found may be gone when the click lands: try
-	// again then.
-	click := func(what, sel string) {
-		t.Helper()
-		var err error
-		for range 5 {
-			if err = chromedp.Do(bctx, chromedp.Click(chromedp.CSS(sel))); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("%s: %v", what, err)
-	}
-	poll := func(what, js string, timeout time.Duration) {
-		t.Helper()
-		if _, err := chromedp.Run(bctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
-			text, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector('main').innerText`))
-			t.Fatalf("%s: %v; the page shows:\n%s", what, err, text)
-		}
-	}
-	screenshot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		p := filepath.Join(t.ArtifactDir(), name)
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", p)
-	}
+		return false
+	})
+	bctx, run, click, poll, screenshot, checkProblems := br.ctx, br.run, br.click, br.poll, br.screenshot, br.checkProblems
 
 	start := time.Now()
 	run("open the dashboard", chromedp.Navigate(admin+"/"), chromedp.WaitVisible(chromedp.CSS("#overview-teams table")))
@@ -466,11 +366,9 @@ routes:
 	if err != nil || stored != token {
 		t.Errorf("token in sessionStorage: %q (%v), want it kept for the tab", stored, err)
 	}
-	mu.Lock()
-	if challenged != 1 {
-		t.Errorf("the abort was answered 401 %d times, want once (before the token was given)", challenged)
+	if n := challenged.Load(); n != 1 {
+		t.Errorf("the abort was answered 401 %d times, want once (before the token was given)", n)
 	}
-	mu.Unlock()
 
 	// The other views: every endpoint with its state, and the reload status.
 	click("open the upstreams", `nav a[data-view="upstreams"]`)
@@ -484,4 +382,130 @@ routes:
 	screenshot("alerts.png")
 	checkProblems("after the abort")
 	t.Logf("whole browser test: %v", time.Since(start))
+}
+
+// browser is headless Chromium on its own profile, with nothing reaching
+// out to the internet (go.md: the machine's network is closed), which
+// records every console error, uncaught exception, browser log error,
+// failed load and HTTP error response as a problem, except the responses
+// allowed returns true for.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu       sync.Mutex // guards problems
+	problems []string
+}
+
+func newBrowser(t *testing.T, chromePath string, allowed func(url string, status int) bool) *browser {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromePath),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 900),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	b := &browser{t: t}
+	listener := func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				b.problems = append(b.problems, "console."+string(ev.Type)+": "+strings.Join(args, " "))
+			}
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			desc := d.Text
+			if d.Exception != nil {
+				desc += " " + d.Exception.Description
+			}
+			b.problems = append(b.problems, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber+1, desc))
+		case *log.EventEntryAdded:
+			e := ev.Entry
+			// A refused request is also logged; its response is judged below.
+			if e.Level == log.EntryLevelError && !(e.Source == log.EntrySourceNetwork && strings.Contains(e.Text, "status of")) {
+				b.problems = append(b.problems, fmt.Sprintf("log %s: %s (%s)", e.Source, e.Text, e.URL))
+			}
+		case *network.EventLoadingFailed:
+			b.problems = append(b.problems, fmt.Sprintf("loading failed: %s %s (canceled %v, blocked %q)", ev.Type, ev.ErrorText, ev.Canceled, ev.BlockedReason))
+		case *network.EventResponseReceived:
+			r := ev.Response
+			if r.Status >= 400 && (allowed == nil || !allowed(r.URL, int(r.Status))) {
+				b.problems = append(b.problems, fmt.Sprintf("HTTP %d for %s", r.Status, r.URL))
+			}
+		}
+	}
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithListener(listener))
+	t.Cleanup(cancelBrowser)
+	b.ctx = bctx
+	return b
+}
+
+// checkProblems reports and forgets the problems seen so far.
+func (b *browser) checkProblems(when string) {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Errorf("%s: %s", when, p)
+	}
+	b.problems = nil
+}
+
+func (b *browser) run(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// click clicks what sel finds; the page re-renders its tables every few
+// seconds, so a node found may be gone when the click lands: try again
+// then.
+func (b *browser) click(what, sel string) {
+	b.t.Helper()
+	var err error
+	for range 5 {
+		if err = chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(sel))); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("%s: %v", what, err)
+}
+
+// poll waits until js is true, failing with the page's text after timeout.
+func (b *browser) poll(what, js string, timeout time.Duration) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('main').innerText`))
+		b.t.Fatalf("%s: %v; the page shows:\n%s", what, err, text)
+	}
+}
+
+// screenshot saves the whole page as a test artifact (go test -artifacts).
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p := filepath.Join(b.t.ArtifactDir(), name)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", p)
 }

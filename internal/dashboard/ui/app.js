@@ -538,7 +538,9 @@
     }
     const gates = ro ? [h('h3', { text: 'Gates' }),
       table(ro.evaluated_at ? `Evaluated ${fmt.ago(ro.evaluated_at)}` : '', ['Gate', ['Value', 'num'], ['Limit', 'num'], 'Status'],
-        (ro.gates || []).map(gateRow), 'No gate values: the rollout is not progressing.')] : [];
+        (ro.gates || []).map(gateRow), ro.phase === 'progressing'
+          ? 'No gate values yet: the gates are judged from the next evaluation (every few seconds).'
+          : `No gate values: the rollout is ${ro.phase.replace('_', ' ')}, so no gate is judged.`)] : [];
     replace(c.body, h('div', { class: 'cols' }, split, rollout), gates);
     c.actions.hidden = !ro;
 
