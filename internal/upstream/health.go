@@ -93,7 +93,7 @@ func (h *healthSettings) passes(status int) bool {
 // behind busy traffic connections nor hide a broken one. It does not
 // follow redirects: a 3xx is judged by expect_status.
 func newHealthClient(k transportKey, tc *tls.Config) *http.Client {
-	t := newTransport(k, tc)
+	t := newNetTransport(k, tc)
 	t.MaxIdleConnsPerHost = 1
 	t.MaxConnsPerHost = 0
 	t.ExpectContinueTimeout = 0

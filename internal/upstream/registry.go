@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -257,7 +256,7 @@ func (r *Registry) releaseEndpoint(u *upstreamState, s *endpointState) {
 // open pools using it.
 type sharedTransport struct {
 	key  transportKey
-	t    *http.Transport
+	t    roundTripper
 	refs int // guarded by Registry.mu
 }
 

@@ -78,18 +78,35 @@ func protocol(cfg *config.Upstream) (string, error) {
 	return "", fmt.Errorf("unknown protocol %q: want http1, h2 or h2c", cfg.Protocol)
 }
 
+// roundTripper is a pooled transport: the lean HTTP/1.1 one (h1.go) or
+// net/http's.
+type roundTripper interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
 // newTransport builds the keep-alive transport for k, with tc the TLS
-// client config k.tls describes (nil for cleartext). It speaks exactly
+// client config k.tls describes (nil for cleartext): the lean HTTP/1.1
+// transport for ProtocolHTTP1, net/http's for HTTP/2 (newNetTransport).
+func newTransport(k transportKey, tc *tls.Config) roundTripper {
+	if k.protocol == ProtocolHTTP1 {
+		return newH1Transport(k, tc)
+	}
+	return newNetTransport(k, tc)
+}
+
+// newNetTransport builds net/http's keep-alive transport for k, with tc
+// the TLS client config k.tls describes (nil for cleartext). It speaks exactly
 // k.protocol, ignores proxy environment variables and never asks for
 // compression, so bodies pass through untouched. Response-header timeouts
 // are left to the caller's per-try context.
 //
-// All three protocols use net/http's Transport (and its bundled HTTP/2),
-// rather than x/net/http2.Transport: one type carries the dialer, the
-// per-endpoint connection caps, idle timeouts and the header-size limit
-// for every protocol, and h2c needs no custom dialer since Go 1.24's
+// HTTP/2 (and health checks, for every protocol) use net/http's Transport
+// and its bundled HTTP/2, rather than x/net/http2.Transport: one type
+// carries the dialer, the per-endpoint connection caps, idle timeouts and
+// the header-size limit, and h2c needs no custom dialer since Go 1.24's
 // Protocols.SetUnencryptedHTTP2.
-func newTransport(k transportKey, tc *tls.Config) *http.Transport {
+func newNetTransport(k transportKey, tc *tls.Config) *http.Transport {
 	d := &net.Dialer{Timeout: k.connectTimeout, KeepAlive: tcpKeepAlive}
 	var protocols http.Protocols
 	switch k.protocol {
