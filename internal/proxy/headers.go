@@ -67,10 +67,7 @@ func hasToken(values []string, token string) bool {
 // upgrade, when not "", is the protocol list of an upgrade request (see
 // upgradeProtocols), sent on with "Connection: Upgrade".
 func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect bool, upgrade string) http.Header {
-	out := r.Header.Clone()
-	if out == nil {
-		out = make(http.Header)
-	}
+	out, spare := cloneHeader(r.Header)
 	RemoveHopByHop(out)
 	if upgrade != "" {
 		// RFC 9110 §7.8: Upgrade is hop-by-hop, so the request asks this
@@ -88,9 +85,51 @@ func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect
 		// The body is already read: there is nothing to wait for.
 		delete(out, "Expect")
 	}
-	setForwarded(out, r, info)
+	setForwarded(out, r, info, spare)
 	h.reqOps.apply(out)
 	return out
+}
+
+// forwardedFields is how many fields setForwarded may set.
+const forwardedFields = 4
+
+// cloneHeader copies h into a map with room for torii's fields, and
+// returns with it a values slice for them to share: one allocation for
+// the map and one for all values, where setting each field would add one
+// and grow the map.
+func cloneHeader(h http.Header) (http.Header, *values) {
+	nv := 0
+	for _, vv := range h {
+		nv += len(vv)
+	}
+	sv := make([]string, nv, nv+forwardedFields)
+	out := make(http.Header, len(h)+forwardedFields)
+	for k, vv := range h {
+		if vv == nil {
+			out[k] = nil
+			continue
+		}
+		n := copy(sv, vv)
+		out[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	return out, &values{spare: sv[len(sv):cap(sv)]}
+}
+
+// values hands out one-element value slices from a shared backing array.
+type values struct{ spare []string }
+
+// one returns []string{v}, from the spare array while it lasts. The slice
+// has capacity one, so an append elsewhere copies rather than overwrite
+// a neighbour.
+func (vs *values) one(v string) []string {
+	if vs == nil || len(vs.spare) == 0 {
+		return []string{v}
+	}
+	s := vs.spare[:1:1]
+	s[0] = v
+	vs.spare = vs.spare[1:]
+	return s
 }
 
 // setForwarded sets X-Forwarded-For, -Proto, -Host and X-Request-Id on out.
@@ -98,7 +137,7 @@ func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect
 // the chain extended with its own address; anyone else's are replaced, and
 // their Forwarded (RFC 7239) removed, so an upstream never sees a client's
 // claims about itself as torii's.
-func setForwarded(out http.Header, r *http.Request, info *request.Info) {
+func setForwarded(out http.Header, r *http.Request, info *request.Info, vs *values) {
 	client := info.ClientIP
 	if !client.IsValid() {
 		client = peerAddr(r.RemoteAddr)
@@ -112,24 +151,24 @@ func setForwarded(out http.Header, r *http.Request, info *request.Info) {
 		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
 			chain = strings.Join(prior, ", ") + ", " + chain
 		}
-		out["X-Forwarded-For"] = []string{chain}
-		keepOrSet(out, r.Header, "X-Forwarded-Proto", scheme(r, info))
-		keepOrSet(out, r.Header, "X-Forwarded-Host", r.Host)
+		out["X-Forwarded-For"] = vs.one(chain)
+		keepOrSet(out, r.Header, "X-Forwarded-Proto", scheme(r, info), vs)
+		keepOrSet(out, r.Header, "X-Forwarded-Host", r.Host, vs)
 		if v := r.Header["Forwarded"]; len(v) > 0 {
 			out["Forwarded"] = v
 		}
 	} else {
 		if client.IsValid() {
-			out["X-Forwarded-For"] = []string{client.String()}
+			out["X-Forwarded-For"] = vs.one(client.String())
 		} else {
 			delete(out, "X-Forwarded-For")
 		}
-		out["X-Forwarded-Proto"] = []string{scheme(r, info)}
-		out["X-Forwarded-Host"] = []string{r.Host}
+		out["X-Forwarded-Proto"] = vs.one(scheme(r, info))
+		out["X-Forwarded-Host"] = vs.one(r.Host)
 		delete(out, "Forwarded")
 	}
 	if info.ID != "" {
-		out["X-Request-Id"] = []string{info.ID}
+		out["X-Request-Id"] = vs.one(info.ID)
 	} else {
 		delete(out, "X-Request-Id")
 	}
@@ -137,12 +176,12 @@ func setForwarded(out http.Header, r *http.Request, info *request.Info) {
 
 // keepOrSet sets out[name] to the trusted peer's value from in, or to def
 // when the peer sent none.
-func keepOrSet(out, in http.Header, name, def string) {
+func keepOrSet(out, in http.Header, name, def string, vs *values) {
 	if v := in[name]; len(v) > 0 {
 		out[name] = v
 		return
 	}
-	out[name] = []string{def}
+	out[name] = vs.one(def)
 }
 
 // scheme is the scheme the client used, as the front handler recorded it.
