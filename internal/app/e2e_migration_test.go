@@ -326,3 +326,93 @@ routes:
 		t.Errorf("unknown route: %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestE2ERolloutAcrossReloads: "the config declares the plan; the store
+// holds the live state". An operator's pause stands across a reload that
+// leaves the rollout block alone; changing the block starts a new plan
+// from its first step; removing it returns the route to its configured
+// weights.
+func TestE2ERolloutAcrossReloads(t *testing.T) {
+	var monoServed, candServed atomic.Int64
+	mono := migrationService(t, false, 0, &monoServed)
+	cand := migrationService(t, false, 0, &candServed)
+	db := filepath.Join(t.TempDir(), "torii.db")
+	cfg := func(timeout, rollout string) string {
+		return testListeners + fmt.Sprintf(`
+store: {sqlite: %q, flush_interval: 1s}
+upstreams:
+  monolith: {endpoints: [%q]}
+  listing: {endpoints: [%q]}
+routes:
+  - name: items
+    match: {path_prefix: /items}
+    slo: {availability: 99.9}
+    timeout: %s
+    backends: [{upstream: monolith, weight: 1}, {upstream: listing, weight: 0, candidate: true}]
+%s`, db, mono.Listener.Addr().String(), cand.Listener.Addr().String(), timeout, rollout)
+	}
+	const plan = "    rollout: {steps: [10, 100], every: 1h}\n"
+	ta := startApp(t, cfg("5s", plan))
+	view := func() migrationView {
+		var m migrationView
+		getJSON(t, ta.admin+"/api/v1/migrations/items", &m)
+		return m
+	}
+	waitPhase := func(phase string, percent float64) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			m := view()
+			if m.Rollout != nil && m.Rollout.Phase == phase && m.Rollout.Percent == percent {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rollout %+v, want %s at %v%%", m.Rollout, phase, percent)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitPhase("progressing", 10)
+	resp, err := http.Post(ta.admin+"/api/v1/migrations/items/pause", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitPhase("paused", 10)
+
+	// A reload that changes something else: still paused, same weights.
+	writeFile(t, ta.path, cfg("7s", plan))
+	if err := ta.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second) // a controller tick or more
+	waitPhase("paused", 10)
+
+	// A new plan: it starts from its first step.
+	writeFile(t, ta.path, cfg("7s", "    rollout: {steps: [30, 100], every: 1h}\n"))
+	if err := ta.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase("progressing", 30)
+	m := view()
+	if len(m.Audit) == 0 || m.Audit[0].Action != "start" {
+		t.Errorf("after a new plan the newest audit entry is %+v, want a start", m.Audit)
+	}
+
+	// No rollout: the configured weights (the candidate's 0) hold again.
+	writeFile(t, ta.path, cfg("7s", ""))
+	if err := ta.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := candServed.Load()
+	for i := range 100 {
+		resp, err := http.Get(fmt.Sprintf("%s/items/%d", ta.base, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if n := candServed.Load() - before; n != 0 {
+		t.Errorf("without the rollout, %d of 100 requests reached the weight-0 candidate", n)
+	}
+}
