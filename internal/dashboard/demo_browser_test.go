@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -64,6 +65,26 @@ func TestDemoDashboardInChromium(t *testing.T) {
 	}
 	time.Sleep(4 * time.Second) // the page polls every 3 s
 	br.poll("rates", `document.querySelector('tr[data-route="listings"]').innerText.includes('req/s')`, 5*time.Second)
+	// The budgets shown are /api/v1/slos's (read again if the engine
+	// evaluated in between).
+	for deadline := time.Now().Add(8 * time.Second); ; {
+		var s slosView
+		getJSON(t, addrs.Admin+"/api/v1/slos", &s)
+		want := budgets(s)
+		got, err := chromedp.Run(br.ctx, chromedp.Evaluate[map[string]string](`Object.fromEntries(
+			[...document.querySelectorAll('[data-budget]')].map(e => [e.dataset.route + '/' + e.dataset.sli, e.textContent]))`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) == 7 && fmt.Sprint(got) == fmt.Sprint(want) {
+			t.Logf("budgets shown: %v", got)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("budgets on the page %v, want those of /api/v1/slos %v", got, want)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	br.screenshot("demo-overview.png")
 
 	br.click("open the migrations", `nav a[data-view="migrations"]`)
