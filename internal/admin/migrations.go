@@ -3,8 +3,10 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -44,8 +46,8 @@ func (s *server) samples(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	route := r.PathValue("route")
-	if _, err := s.Backend.Migration(r.Context(), route); errors.Is(err, migrate.ErrNotMigrating) {
-		writeError(w, http.StatusNotFound, err.Error())
+	if !slices.ContainsFunc(s.Backend.Migrations(), func(m migrate.Migration) bool { return m.Route == route }) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("route %q: %v", route, migrate.ErrNotMigrating))
 		return
 	}
 	ss, err := s.Backend.DiffSamples(r.Context(), route, r.URL.Query().Get("field"), limit)
