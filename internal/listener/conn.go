@@ -113,6 +113,12 @@ func (c *strictConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if c.phase == phaseHead && len(c.buf) == 0 && len(p) >= minDirectRead {
+		n, err := c.readDirect(p)
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
 	for {
 		if c.ready > 0 {
 			n := copy(p, c.buf[:c.ready])
@@ -154,9 +160,69 @@ func (c *strictConn) Read(p []byte) (int, error) {
 	}
 }
 
+// minDirectRead is the smallest read readDirect serves: net/http reads a
+// request head into its 4 KiB buffer; its 1-byte background read takes
+// the buffered path.
+const minDirectRead = 512
+
+// readDirect reads the socket straight into p, net/http's own buffer,
+// when a head is due and nothing is buffered: on a keep-alive connection
+// one read usually brings one whole request head, which is then checked
+// and returned in place, with no copy and no buffer of the connection's
+// own. Bytes not cleared yet (a head split across reads, a held chunked
+// head, whatever follows them) move into buf to wait for the rest.
+// n == 0 with a nil error means Read carries on from buf.
+func (c *strictConn) readDirect(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return 0, err
+	}
+	own := c.buf // empty: nil or a buffer from bufPool
+	c.buf = p[:n]
+	c.advance()
+	r := c.ready
+	rest := c.buf[r:]
+	if len(rest) > 0 && own == nil {
+		own = getBuf()
+	}
+	c.buf = append(own, rest...)
+	c.returned(r)
+	c.dropBuf()
+	return r, nil
+}
+
+// bufPool holds the 4 KiB read buffers of connections with bytes waiting
+// for the check; an idle connection holds none.
+var bufPool = sync.Pool{New: func() any { return new([bufSize]byte) }}
+
+const bufSize = 4096
+
+func getBuf() []byte { return bufPool.Get().(*[bufSize]byte)[:0] }
+
+// dropBuf returns buf to bufPool when it is empty.
+func (c *strictConn) dropBuf() {
+	if c.buf == nil || len(c.buf) > 0 {
+		return
+	}
+	if cap(c.buf) == bufSize {
+		bufPool.Put((*[bufSize]byte)(c.buf[:bufSize]))
+	}
+	c.buf = nil
+}
+
 // consume drops n returned bytes from the front of buf.
 func (c *strictConn) consume(n int) {
 	c.buf = c.buf[:copy(c.buf, c.buf[n:])]
+	c.returned(n)
+	c.dropBuf()
+}
+
+// returned accounts for n bytes handed to net/http from the front of the
+// stream.
+func (c *strictConn) returned(n int) {
 	c.ready -= n
 	c.parsed -= n
 	c.heldFrom -= n
@@ -176,7 +242,7 @@ func (c *strictConn) consume(n int) {
 // fill reads more bytes from the socket into buf.
 func (c *strictConn) fill() error {
 	if c.buf == nil {
-		c.buf = make([]byte, 0, 4096)
+		c.buf = getBuf()
 	}
 	if len(c.buf) == cap(c.buf) {
 		c.buf = append(c.buf, make([]byte, cap(c.buf))...)[:len(c.buf)]
@@ -186,6 +252,7 @@ func (c *strictConn) fill() error {
 	if n > 0 {
 		return nil
 	}
+	c.dropBuf()
 	if err == nil {
 		err = io.ErrNoProgress
 	}

@@ -15,16 +15,17 @@ import (
 // random sizes, so every parser state is entered mid-token.
 type pieceConn struct {
 	net.Conn
-	in  []byte
-	rnd *rand.Rand
-	out bytes.Buffer
+	in       []byte
+	rnd      *rand.Rand
+	maxPiece int
+	out      bytes.Buffer
 }
 
 func (c *pieceConn) Read(p []byte) (int, error) {
 	if len(c.in) == 0 {
 		return 0, io.EOF
 	}
-	n := min(len(p), len(c.in), 1+c.rnd.IntN(7))
+	n := min(len(p), len(c.in), 1+c.rnd.IntN(c.maxPiece))
 	copy(p, c.in[:n])
 	c.in = c.in[n:]
 	return n, nil
@@ -34,15 +35,26 @@ func (c *pieceConn) Write(p []byte) (int, error) { return c.out.Write(p) }
 func (c *pieceConn) RemoteAddr() net.Addr        { return &net.TCPAddr{} }
 
 // readStream reads everything a strictConn returns for input, in reads of
-// random sizes.
-func readStream(t *testing.T, input string, seed uint64, h2c bool) (string, error) {
+// random sizes. Small reads (up to 64 bytes from pieces of up to 7) enter
+// every parser state mid-token; large ones (up to 4 KiB, as net/http's
+// buffer, from pieces of up to 300 bytes) take the path that checks heads
+// in the reader's own buffer.
+func readStream(t *testing.T, input string, seed uint64, h2c, large bool) (string, error) {
 	t.Helper()
 	rnd := rand.New(rand.NewPCG(seed, 1))
-	sc := newStrictConn(&pieceConn{in: []byte(input), rnd: rnd}, h2c, 1024, nil, nil)
+	maxPiece, bufSize := 7, 64
+	if large {
+		maxPiece, bufSize = 300, 4096
+	}
+	sc := newStrictConn(&pieceConn{in: []byte(input), rnd: rnd, maxPiece: maxPiece}, h2c, 1024, nil, nil)
 	var out bytes.Buffer
-	buf := make([]byte, 64)
+	buf := make([]byte, bufSize)
 	for out.Len() < 1<<16 {
-		n, err := sc.Read(buf[:1+rnd.IntN(len(buf))])
+		size := 1 + rnd.IntN(len(buf))
+		if large && rnd.IntN(2) == 0 {
+			size = len(buf) // as net/http's bufio.Reader reads
+		}
+		n, err := sc.Read(buf[:size])
 		out.Write(buf[:n])
 		if err != nil {
 			if err == io.EOF {
@@ -92,8 +104,9 @@ func TestStrictConnStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for seed := range uint64(20) {
-				got, err := readStream(t, tt.input, seed, tt.h2c)
+			for seed := range uint64(40) {
+				large := seed%2 == 1
+				got, err := readStream(t, tt.input, seed, tt.h2c, large)
 				if tt.endless {
 					if !strings.HasPrefix(got, tt.want) || len(got) < 1<<16 {
 						t.Fatalf("seed %d: got %q (%d bytes), want an endless stream starting %q", seed, short(got), len(got), tt.want)

@@ -231,7 +231,11 @@ func parseRequestLine(line []byte) (h head, proto string, err error) {
 	default:
 		return head{}, "", errVersion
 	}
-	h.method, h.target = string(method), string(target)
+	h.method, h.target = methodString(method), string(target)
+	if path, ok := plainPath(h.target); ok {
+		h.path = path
+		return h, string(version), nil
+	}
 	// Parse the target as net/http will, so both agree on what is routed.
 	raw := h.target
 	authority := h.method == "CONNECT" && !strings.HasPrefix(raw, "/")
@@ -244,6 +248,44 @@ func parseRequestLine(line []byte) (h head, proto string, err error) {
 	}
 	h.path = u.Path
 	return h, string(version), nil
+}
+
+// plainPath returns the path of an origin-form target without
+// percent-escapes ("/a/b?q"), the common case, without the allocations of
+// net/url: for such a target url.ParseRequestURI cannot fail (the caller
+// has refused control bytes, spaces and non-ASCII) and its Path is the
+// target up to the first "?". It reports false for anything else, which
+// the caller parses with net/url.
+func plainPath(target string) (string, bool) {
+	if len(target) == 0 || target[0] != '/' || strings.IndexByte(target, '%') >= 0 {
+		return "", false
+	}
+	path, _, _ := strings.Cut(target, "?")
+	return path, true
+}
+
+// methodString returns m as a string, without allocating for the common
+// methods.
+func methodString(m []byte) string {
+	switch string(m) {
+	case "GET":
+		return "GET"
+	case "HEAD":
+		return "HEAD"
+	case "POST":
+		return "POST"
+	case "PUT":
+		return "PUT"
+	case "DELETE":
+		return "DELETE"
+	case "OPTIONS":
+		return "OPTIONS"
+	case "PATCH":
+		return "PATCH"
+	case "CONNECT":
+		return "CONNECT"
+	}
+	return string(m)
 }
 
 // parseFieldLine parses "field-name: OWS field-value OWS" (RFC 9112 §5).
