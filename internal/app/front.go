@@ -31,7 +31,8 @@ type front struct {
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := f.app.snap.Load()
-	info := &request.Info{Start: time.Now()}
+	st := &frontState{info: request.Info{Start: time.Now()}, rec: recorder{ResponseWriter: w}}
+	info := &st.info
 	peer := peerAddr(r.RemoteAddr)
 	info.PeerTrusted = contains(snap.Trusted(), peer)
 	info.ClientIP = clientIP(peer, info.PeerTrusted, snap.Trusted(), r.Header)
@@ -40,8 +41,9 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// The client gets its request ID back so a report can quote it; error
 	// bodies carry it as "id" and the access log under "id".
-	w.Header()["X-Request-Id"] = []string{info.ID}
-	rec := &recorder{ResponseWriter: w}
+	st.id[0] = info.ID
+	w.Header()["X-Request-Id"] = st.id[:1:1]
+	rec := &st.rec
 	done := f.app.metrics.InFlight()
 	defer func() {
 		done()
@@ -130,6 +132,15 @@ func (f *front) finish(rec *recorder, r *http.Request, info *request.Info) {
 	if al := f.app.access.Load(); al != nil {
 		al.Log(r, info, dur)
 	}
+}
+
+// frontState is what the front handler keeps for one request, in one
+// allocation: the request's Info, the response recorder and the value
+// array of the X-Request-Id response field.
+type frontState struct {
+	info request.Info
+	rec  recorder
+	id   [1]string
 }
 
 // recorder notes the status and body size written to the client.

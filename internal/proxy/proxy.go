@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -404,7 +405,8 @@ type exchange struct {
 
 	tried    []*upstream.Endpoint
 	triedBuf [4]*upstream.Endpoint
-	try      try // the open try
+	try      try     // the open try
+	url      url.URL // the first try's request URL, here to save an allocation
 }
 
 // try is one attempt on one endpoint.
@@ -532,9 +534,15 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 		return nil, err
 	}
 	out := x.r.WithContext(x.try.ctx)
-	u := *x.r.URL
+	u := &x.url
+	if len(x.tried) > 1 {
+		// A failed try's request may still be read by its transport's
+		// goroutines; a retry gets its own URL.
+		u = new(url.URL)
+	}
+	*u = *x.r.URL
 	u.Scheme, u.Host, u.User = x.pool.Scheme(), x.try.ep.Addr(), nil
-	out.URL = &u
+	out.URL = u
 	out.Host = x.r.Host // the client's Host goes upstream unchanged
 	out.Header = x.header
 	out.Body, out.GetBody, out.ContentLength = rc, getBody, x.body.length
