@@ -14,6 +14,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"torii/internal/app"
@@ -139,6 +142,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitInvalid
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	gcDefaults(logger)
 
 	a, err := app.New(app.Options{ConfigPath: *path, Logger: logger})
 	if err != nil {
@@ -197,4 +201,55 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// defaultGCPercent is torii's GOGC when the environment sets none: the heap
+// may grow to five times the live heap between collections, which cut about
+// 3 µs of CPU per proxied request in paired runs (docs/performance.md).
+const defaultGCPercent = 400
+
+// memoryLimitShare is the share of the cgroup's memory limit torii sets as
+// Go's soft memory limit when GOMEMLIMIT is unset, so the raised GOGC cannot
+// grow the heap past the container.
+const memoryLimitShare = 0.8
+
+// gcDefaults applies torii's garbage-collector defaults for the variables
+// the environment leaves unset: GOGC=400, and a soft memory limit of 80 % of
+// the cgroup's memory limit when there is one (none otherwise). GOGC and
+// GOMEMLIMIT, when set, win as usual. It logs what the collector runs with.
+func gcDefaults(logger *slog.Logger) {
+	gogc := os.Getenv("GOGC")
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+		gogc = strconv.Itoa(defaultGCPercent) + " (torii default)"
+	}
+	limit := os.Getenv("GOMEMLIMIT")
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		limit = "none"
+		if n := cgroupMemoryLimit(); n > 0 {
+			l := int64(float64(n) * memoryLimitShare)
+			debug.SetMemoryLimit(l)
+			limit = strconv.FormatInt(l, 10) + " (torii default: 80 % of the cgroup's " + strconv.FormatInt(n, 10) + ")"
+		}
+	}
+	logger.Info("garbage collector", "gogc", gogc, "memory_limit", limit)
+}
+
+// cgroupMemoryLimit returns the memory limit of torii's cgroup in bytes
+// (cgroup v2 memory.max, else v1 memory.limit_in_bytes), or 0 when there
+// is none or it cannot be read.
+func cgroupMemoryLimit() int64 {
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		// "max" (v2) and a page-rounded MaxInt64 (v1) mean no limit.
+		if err != nil || n <= 0 || n >= 1<<62 {
+			return 0
+		}
+		return n
+	}
+	return 0
 }
