@@ -226,7 +226,7 @@ func gcDefaults(logger *slog.Logger) {
 	limit := os.Getenv("GOMEMLIMIT")
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		limit = "none"
-		if n := cgroupMemoryLimit(); n > 0 {
+		if n := cgroupMemoryLimit(cgroupMemoryFiles...); n > 0 {
 			l := int64(float64(n) * memoryLimitShare)
 			debug.SetMemoryLimit(l)
 			limit = strconv.FormatInt(l, 10) + " (torii default: 80 % of the cgroup's " + strconv.FormatInt(n, 10) + ")"
@@ -235,11 +235,14 @@ func gcDefaults(logger *slog.Logger) {
 	logger.Info("garbage collector", "gogc", gogc, "memory_limit", limit)
 }
 
-// cgroupMemoryLimit returns the memory limit of torii's cgroup in bytes
-// (cgroup v2 memory.max, else v1 memory.limit_in_bytes), or 0 when there
-// is none or it cannot be read.
-func cgroupMemoryLimit() int64 {
-	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+// cgroupMemoryFiles hold the memory limit of torii's cgroup: v2's
+// memory.max, else v1's memory.limit_in_bytes.
+var cgroupMemoryFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+
+// cgroupMemoryLimit returns the memory limit in the first readable of
+// files, in bytes, or 0 when there is none or it cannot be read.
+func cgroupMemoryLimit(files ...string) int64 {
+	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
