@@ -13,30 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: bench/ab.sh OLD NEW" >&2; exit 2; }
-peers=${PEERS_SH:-../shared/bench/peers.sh}
-routes=${ROUTES:-1000}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-targets=()
-start() { # NAME BINARY PORT ADMIN ENV
-  go run ./bench/realistic -routes "$routes" -port "$3" -admin "$4" -db "$work/$1.db" >"$work/$1.yaml"
-  env $5 GOMAXPROCS=1 taskset -c 1 "$2" run -c "$work/$1.yaml" 2>"$work/$1.log" &
-  pids+=($!)
-  targets+=("$1=http://127.0.0.1:$3/=$!")
-  for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$4/readyz" && return
-    sleep 0.1
-  done
-  echo "ab: $1 did not become ready; its log:" >&2
-  cat "$work/$1.log" >&2
-  exit 1
-}
-start old "$1" 18084 19901 "${OLD_ENV:-}"
-start new "$2" 18085 19902 "${NEW_ENV:-}"
+. bench/lib.sh
+# config NAME PORT ADMIN: the realistic config with its own ports and store.
+config() { go run ./bench/realistic -routes "$routes" -port "$2" -admin "$3" -db "$work/$1.db" >"$work/$1.yaml"; }
+config old 18084 19901
+config new 18085 19902
+start_torii old "$1" "$work/old.yaml" 18084 19901 "${OLD_ENV:-}"
+start_torii new "$2" "$work/new.yaml" 18085 19902 "${NEW_ENV:-}"
 NOPEERS=1 ROUNDS=${ROUNDS:-5} bash "$peers" "${targets[@]}"

@@ -13,40 +13,16 @@
 # CONNS, SIZE, ROUNDS, NOPEERS) goes to peers.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-peers=${PEERS_SH:-../shared/bench/peers.sh}
-[ -f "$peers" ] || { echo "bench: $peers not found" >&2; exit 2; }
-routes=${ROUTES:-1000}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
 
 CGO_ENABLED=0 go build -trimpath -o "$work/torii" ./cmd/torii
 go run ./bench/realistic -routes "$routes" -port 18084 -admin 19901 -db "$work/torii.db" >"$work/torii.yaml"
 
-# start NAME CONFIG PORT ADMIN: run torii pinned to CPU 1 with one P.
-targets=()
-start() {
-  GOMAXPROCS=1 taskset -c 1 "$work/torii" run -c "$2" 2>"$work/$1.log" &
-  pids+=($!)
-  targets+=("$1=http://127.0.0.1:$3/=$!")
-  for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$4/readyz" && return
-    sleep 0.1
-  done
-  echo "bench: $1 did not become ready; its log:" >&2
-  cat "$work/$1.log" >&2
-  exit 1
-}
-start torii "$work/torii.yaml" 18084 19901
+start_torii torii "$work/torii" "$work/torii.yaml" 18084 19901
 if [ -n "${EXTRA:-}" ]; then
   go run ./bench/realistic -routes "$routes" -port 18085 -admin 19902 -db "$work/cached.db" -cached >"$work/cached.yaml"
-  start torii-cached "$work/cached.yaml" 18085 19902
-  start torii-1route bench/torii.yaml 18086 19903
+  start_torii torii-cached "$work/torii" "$work/cached.yaml" 18085 19902
+  start_torii torii-1route "$work/torii" bench/torii.yaml 18086 19903
 fi
 echo "# torii $(git describe --always --dirty 2>/dev/null || echo '?'), $routes routes, $(go version | cut -d' ' -f3)"
 bash "$peers" "${targets[@]}"
