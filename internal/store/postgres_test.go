@@ -1,7 +1,6 @@
 package store
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -15,26 +14,9 @@ import (
 
 func TestPostgresConcurrentOpen(t *testing.T) {
 	dsn := testpg.DSN(t)
-	const replicas = 6
-	var wg sync.WaitGroup
-	errs := make(chan error, replicas)
-	for i := range replicas {
-		wg.Go(func() {
-			s, err := Open(t.Context(), config.Store{Postgres: dsn}, Options{})
-			if err != nil {
-				errs <- fmt.Errorf("replica %d: %w", i, err)
-				return
-			}
-			errs <- s.Close()
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	openConcurrently(t, 6, func() (Store, error) {
+		return Open(t.Context(), config.Store{Postgres: dsn}, Options{})
+	})
 	// And once more, after the fact.
 	s, err := OpenPostgres(t.Context(), dsn, Options{})
 	if err != nil {

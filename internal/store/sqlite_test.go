@@ -144,25 +144,7 @@ func TestSQLiteUpgrade(t *testing.T) {
 // TestSQLiteMigrationsIdempotent opens one file many times, some at once.
 func TestSQLiteMigrationsIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "torii.db")
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := range 4 {
-		wg.Go(func() {
-			s, err := OpenSQLite(t.Context(), path, Options{})
-			if err != nil {
-				errs <- fmt.Errorf("open %d: %w", i, err)
-				return
-			}
-			errs <- s.Close()
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	openConcurrently(t, 4, func() (Store, error) { return OpenSQLite(t.Context(), path, Options{}) })
 	s, err := OpenSQLite(t.Context(), path, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +196,31 @@ func BenchmarkSQLiteSums(b *testing.B) {
 		got, err := s.Sums(context.Background(), t0, windows)
 		if err != nil || len(got) != 100 {
 			b.Fatalf("sums: %d series, %v", len(got), err)
+		}
+	}
+}
+
+// openConcurrently opens (and closes) n stores at once with open, as
+// replicas starting together do, and fails t for each that fails.
+func openConcurrently(t *testing.T, n int, open func() (Store, error)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			s, err := open()
+			if err != nil {
+				errs <- fmt.Errorf("open %d: %w", i, err)
+				return
+			}
+			errs <- s.Close()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
 		}
 	}
 }
