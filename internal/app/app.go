@@ -105,7 +105,7 @@ type App struct {
 	accessFile  io.Closer
 	fileStamp   fileStamp
 	certs       []*atomic.Pointer[listener.Certs] // by listener index; nil for plain ones
-	servers     []*http.Server
+	servers     []*listener.Server
 	listeners   []net.Listener
 	adminServer *http.Server
 	adminLn     net.Listener
@@ -259,9 +259,11 @@ func (a *App) Start(ctx context.Context) error {
 			MaxHeaderBytes:    l.MaxHeaderBytes,
 			ErrorLog:          errLog,
 		}
-		a.servers = append(a.servers, srv)
+		opts.StdlibHTTP1 = stdlibHTTP1
+		server := listener.NewServer(srv, lns[i], opts)
+		a.servers = append(a.servers, server)
 		a.listeners = append(a.listeners, lns[i])
-		a.serveData(srv, lns[i], l.Name, opts)
+		a.serveData(server, l.Name)
 	}
 	if adminLn != nil {
 		a.adminServer = &http.Server{
@@ -302,13 +304,18 @@ func listen(l config.Listener) (net.Listener, error) {
 	return ln, nil
 }
 
+// stdlibHTTP1 puts plaintext HTTP/1.x listeners on net/http's server
+// rather than torii's own: TORII_HTTP1_SERVER=stdlib, a way back should
+// the lean server misbehave with some client.
+var stdlibHTTP1 = os.Getenv("TORII_HTTP1_SERVER") == "stdlib"
+
 // serveData serves a data-plane listener through internal/listener: the
 // connection limit, TLS, HTTP/2 and the strict HTTP/1.1 framing check.
-func (a *App) serveData(srv *http.Server, ln net.Listener, name string, o listener.Options) {
+func (a *App) serveData(server *listener.Server, name string) {
 	a.serveWG.Add(1)
 	go func() {
 		defer a.serveWG.Done()
-		if err := listener.Serve(srv, ln, o); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := server.Serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.logger.Error("serve", "listener", name, "err", err)
 		}
 	}()

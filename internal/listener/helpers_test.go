@@ -31,6 +31,7 @@ import (
 type testServer struct {
 	addr    string
 	srv     *http.Server
+	server  *Server
 	served  chan error
 	hits    atomic.Int64 // requests that reached the handler
 	metrics *Metrics
@@ -66,9 +67,10 @@ func startServer(t *testing.T, h http.Handler, o Options, configure ...func(*htt
 	for _, f := range configure {
 		f(ts.srv)
 	}
-	go func() { ts.served <- Serve(ts.srv, ln, o) }()
+	ts.server = NewServer(ts.srv, ln, o)
+	go func() { ts.served <- ts.server.Serve() }()
 	t.Cleanup(func() {
-		ts.srv.Close()
+		ts.server.Close()
 		select {
 		case err := <-ts.served:
 			if !errors.Is(err, http.ErrServerClosed) {

@@ -61,6 +61,10 @@ type Options struct {
 	// Logger receives debug logs of refused connections and requests.
 	// Nil: none.
 	Logger *slog.Logger
+	// StdlibHTTP1 serves HTTP/1.x on a plaintext listener with net/http's
+	// server behind the strict check, as TLS and h2c listeners are,
+	// rather than with torii's own (lean.go).
+	StdlibHTTP1 bool
 }
 
 // NewHTTP2 returns torii's HTTP/2 server settings: at most maxStreams
@@ -76,15 +80,70 @@ func NewHTTP2(maxStreams int, rec *Recorder) *http2.Server {
 	}
 }
 
-// Serve serves srv on ln until ln is closed, typically by srv.Shutdown or
-// srv.Close, and returns like http.Server.Serve (http.ErrServerClosed after
-// those). It configures srv for HTTP/2 (http2.ConfigureServer) and sets
-// srv.Protocols, so call it once per srv. Shutdown drains HTTP/1 and
-// HTTP/2 connections alike: new connections are refused, in-flight
-// requests finish, HTTP/2 clients get GOAWAY.
+// Server serves one data-plane listener: NewServer, then Serve, then
+// Shutdown or Close.
+type Server struct {
+	srv  *http.Server
+	ln   net.Listener
+	o    Options
+	lean *leanServer // nil: net/http serves
+}
+
+// NewServer returns a server of srv.Handler on ln with o. Plaintext
+// listeners without H2C are served by torii's own HTTP/1.1 server (see
+// lean.go) unless o.StdlibHTTP1 is set; TLS and h2c listeners by
+// net/http's. Both take srv's Handler, ReadHeaderTimeout, ReadTimeout,
+// WriteTimeout, IdleTimeout, MaxHeaderBytes and ErrorLog.
+func NewServer(srv *http.Server, ln net.Listener, o Options) *Server {
+	s := &Server{srv: srv, ln: ln, o: o}
+	if o.TLS == nil && !o.H2C && !o.StdlibHTTP1 {
+		s.lean = newLeanServer(srv, ln, o)
+	}
+	return s
+}
+
+// Serve serves until the listener fails or Shutdown or Close is called,
+// and returns like http.Server.Serve (http.ErrServerClosed after those).
+// Call it once.
+func (s *Server) Serve() error {
+	if s.lean != nil {
+		return s.lean.serve()
+	}
+	return serveStdlib(s.srv, s.ln, s.o)
+}
+
+// Shutdown stops the server gracefully: the listener closes (new
+// connections are refused), idle connections close, and in-flight
+// requests finish (HTTP/2 clients get GOAWAY) before it returns, or ctx
+// ends first and its error is returned; connections still open stay open
+// until Close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.lean != nil {
+		return s.lean.shutdown(ctx)
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+// Close closes the listener and every connection at once, hijacked ones
+// excepted.
+func (s *Server) Close() error {
+	if s.lean != nil {
+		return s.lean.close()
+	}
+	return s.srv.Close()
+}
+
+// Lean reports whether torii's own HTTP/1.1 server serves the listener.
+func (s *Server) Lean() bool { return s.lean != nil }
+
+// serveStdlib serves srv on ln with net/http's server, behind the strict
+// check. It configures srv for HTTP/2 (http2.ConfigureServer) and sets
+// srv.Protocols. Shutdown drains HTTP/1 and HTTP/2 connections alike: new
+// connections are refused, in-flight requests finish, HTTP/2 clients get
+// GOAWAY.
 //
 // Request.TLS is set for requests over TLS, both HTTP/1.x and HTTP/2.
-func Serve(srv *http.Server, ln net.Listener, o Options) error {
+func serveStdlib(srv *http.Server, ln net.Listener, o Options) error {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	if o.HTTP2 != nil {

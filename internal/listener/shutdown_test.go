@@ -69,7 +69,7 @@ func TestShutdownDrains(t *testing.T) {
 			<-started
 
 			shutdown := make(chan error, 1)
-			go func() { shutdown <- ts.srv.Shutdown(context.Background()) }()
+			go func() { shutdown <- ts.server.Shutdown(context.Background()) }()
 			// New connections are refused once Shutdown has begun.
 			deadline := time.Now().Add(5 * time.Second)
 			for {
