@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -205,6 +206,11 @@ func (s *leanServer) close() error {
 	s.mu.Lock()
 	for c := range s.conns {
 		c.rwc.Close()
+		c.watchMu.Lock()
+		if c.inHandler && c.reqCancel != nil {
+			c.reqCancel()
+		}
+		c.watchMu.Unlock()
 	}
 	s.mu.Unlock()
 	return nil
@@ -226,8 +232,14 @@ type leanConn struct {
 	bw *bufio.Writer // while a response is written; nil between requests
 
 	remote string
-	ctx    context.Context
-	cancel context.CancelFunc
+	// ctx is the parent of every request's context: never canceled
+	// itself, so a request's context costs no registration with it. The
+	// request's own is canceled when its handler returns, its client
+	// goes, or the server closes (reqCancel).
+	ctx context.Context
+	// headDeadline is the read deadline last set for a head; zero when
+	// another deadline has replaced it.
+	headDeadline time.Time
 
 	// wmu orders an interim "100 Continue" (sent by the body's reader)
 	// against the response head (written by the handler).
@@ -246,7 +258,8 @@ type leanConn struct {
 	reqCancel context.CancelFunc
 
 	hijacked bool
-	broken   bool // the connection cannot carry another request
+	broken   bool        // the connection cannot carry another request
+	cur      *leanWriter // the response in progress, while its handler runs
 
 	// The raw read's results (see fillRaw).
 	rawFn  func(fd uintptr) bool
@@ -261,18 +274,19 @@ func (c *leanConn) serve() {
 			c.s.logf("http: panic serving %s: %v\n%s", c.remote, p, debug.Stack())
 		}
 		if c.hijacked {
-			c.cancel()
 			return
 		}
 		c.disarm()
-		if c.bw != nil {
-			c.bw.Flush() // what the handler wrote before it failed
+		if c.bw != nil && c.cur != nil && c.cur.headDone {
+			// What the handler sent before it failed: the client sees a
+			// body cut short. A head not complete yet is dropped.
+			c.bw.Flush()
 		}
 		c.finish()
 	}()
 	c.remote = c.rwc.RemoteAddr().String()
 	ctx := context.WithValue(c.s.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.ctx = ctx
 	if sc, ok := c.rwc.(syscall.Conn); ok && rawReads {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -286,7 +300,7 @@ func (c *leanConn) serve() {
 		// its first byte. The deadline is set before the idle mark, so
 		// the one stop sets for an idle connection stands.
 		if d := c.headTimeout(first); d > 0 {
-			c.rwc.SetReadDeadline(time.Now().Add(d))
+			c.setHeadDeadline(d)
 		}
 		c.state.Store(connIdle)
 		if c.s.closing.Load() {
@@ -316,6 +330,7 @@ func (c *leanConn) serve() {
 				t = time.Now().Add(d)
 			}
 			c.rwc.SetReadDeadline(t)
+			c.headDeadline = time.Time{}
 		}
 		if d := srv.WriteTimeout; d > 0 {
 			c.rwc.SetWriteDeadline(time.Now().Add(d))
@@ -331,24 +346,55 @@ func (c *leanConn) serve() {
 func (c *leanConn) serveRequest(x *leanExchange, cancel context.CancelFunc) bool {
 	defer cancel()
 	req, w := x.req, &x.w
-	c.reqCancel = cancel
 	c.watchMu.Lock()
+	c.reqCancel = cancel
 	c.inHandler = true
 	c.watchMu.Unlock()
 	if x.body.done {
 		c.arm()
 	}
-	c.s.handler.ServeHTTP(w, req)
+	h := c.s.handler
+	if req.Method == http.MethodOptions && req.RequestURI == "*" {
+		h = optionsStar
+	}
+	c.cur = w
+	h.ServeHTTP(w, req)
 	c.disarm()
 	if c.hijacked {
 		return false
 	}
+	x.body.seal()
+	c.cur = nil
 	ok := w.finish()
 	if !ok || w.closeAfter || c.broken || c.gone.Load() || c.s.closing.Load() {
 		return false
 	}
-	return c.drainBody(x)
+	// A response that went out before the handler returned said nothing
+	// about the body it left; read it now, or close.
+	return x.body.done && x.body.err == nil || x.body.drain()
 }
+
+// setHeadDeadline sets the read deadline for the next head, d from now.
+// A deadline set less than a hundredth of d ago (d of 10s or more) is
+// left as it is: on a busy keep-alive connection that saves a timer
+// update per request, and the timeout ends at most 1 % early.
+func (c *leanConn) setHeadDeadline(d time.Duration) {
+	t := time.Now().Add(d)
+	if d >= 10*time.Second && !c.headDeadline.IsZero() && t.Sub(c.headDeadline) < d/100 {
+		return
+	}
+	c.rwc.SetReadDeadline(t)
+	c.headDeadline = t
+}
+
+// optionsStar answers "OPTIONS *" (RFC 9110 §9.3.7) with an empty 200, as
+// net/http's server does, rather than routing it.
+var optionsStar = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+	if r.ContentLength != 0 {
+		io.Copy(io.Discard, io.LimitReader(r.Body, 4<<10))
+	}
+})
 
 // headTimeout is the read deadline while waiting for a head.
 func (c *leanConn) headTimeout(first bool) time.Duration {
@@ -367,7 +413,6 @@ func (c *leanConn) headTimeout(first bool) time.Duration {
 // finish closes the connection and gives back its buffers.
 func (c *leanConn) finish() {
 	c.rwc.Close()
-	c.cancel()
 	c.releaseBuffers()
 	s := c.s
 	s.mu.Lock()
@@ -472,6 +517,7 @@ func (c *leanConn) readHead(first bool) (head, int, error) {
 				}
 				if d := c.s.srv.ReadHeaderTimeout; !first && d > 0 {
 					c.rwc.SetReadDeadline(time.Now().Add(d))
+					c.headDeadline = time.Time{}
 				}
 			}
 			h, n, err := checkHead(c.buf[c.r:c.w], c.s.headLimit)
@@ -532,31 +578,6 @@ func (c *leanConn) refuse(err error) {
 	c.bw.Flush()
 }
 
-// drainBody reads what the handler left of the request body, up to
-// maxDrain, so the next request can be read; false: close instead.
-func (c *leanConn) drainBody(x *leanExchange) bool {
-	b := &x.body
-	if x.req.Body == http.NoBody || b.done {
-		return b.err == nil
-	}
-	if b.err != nil {
-		return false
-	}
-	if !b.chunked && b.remain > maxDrain {
-		return false
-	}
-	var scratch [512]byte
-	var total int
-	for !b.done {
-		n, err := b.read(scratch[:])
-		total += n
-		if err != nil && !b.done || total > maxDrain {
-			return false
-		}
-	}
-	return true
-}
-
 // arm starts the client watch's delay; the request's body has been read
 // (or it has none).
 func (c *leanConn) arm() {
@@ -588,6 +609,7 @@ func (c *leanConn) watch() {
 		return
 	}
 	c.watching = true
+	c.headDeadline = time.Time{}
 	c.watchDone = make(chan struct{})
 	// The handler's read deadlines were for its request's body.
 	c.rwc.SetReadDeadline(time.Time{})
@@ -621,6 +643,7 @@ func (c *leanConn) disarm() {
 		c.rwc.SetReadDeadline(aLongTimeAgo)
 		<-c.watchDone
 		c.rwc.SetReadDeadline(time.Time{})
+		c.headDeadline = time.Time{}
 	}
 	if c.peeked {
 		c.peeked = false

@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -99,9 +100,11 @@ func (c *leanConn) newRequest(h head, n int, ctx context.Context) (*leanExchange
 	case h.chunked:
 		req.ContentLength = -1
 		req.TransferEncoding = []string{"chunked"}
+		delete(hdr, "Transfer-Encoding") // as net/http: the framing is the server's
 		b.chunked, b.state = true, chunkSize
 		req.Body = b
 		if names := hdr["Trailer"]; len(names) > 0 {
+			delete(hdr, "Trailer") // as net/http: in req.Trailer instead
 			req.Trailer = make(http.Header)
 			for _, v := range names {
 				for name := range strings.SplitSeq(v, ",") {
@@ -201,25 +204,60 @@ type leanBody struct {
 	state   int
 	expect  bool // a 100 Continue is owed before the first read
 	done    bool
-	closed  bool
+	closed  bool // by the handler
+	sealed  bool // the handler has returned
 	err     error
+	// mu serializes reads: a handler may read the body from another
+	// goroutine (the upstream client streams it) while it writes.
+	mu sync.Mutex
 }
 
 // errBodyClosed is a read after Close, as net/http's.
 var errBodyClosed = errors.New("http: invalid Read on closed Body")
 
 func (b *leanBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	switch {
 	case b.done:
 		return 0, io.EOF
 	case b.err != nil:
 		return 0, b.err
-	case b.closed:
+	case b.closed || b.sealed:
 		return 0, errBodyClosed
 	case len(p) == 0:
 		return 0, nil
 	}
 	return b.read(p)
+}
+
+// seal ends the handler's access to the body: its handler has returned,
+// and the connection reads the rest (or closes) from here on. A goroutine
+// the handler left reading gets an error rather than the next request.
+func (b *leanBody) seal() {
+	b.mu.Lock()
+	b.sealed = true
+	b.mu.Unlock()
+}
+
+// drain reads the rest of the body, up to maxDrain, after seal; it
+// reports whether the body ended well, so the connection can go on.
+func (b *leanBody) drain() bool {
+	if b.err != nil {
+		return false
+	}
+	if !b.chunked && b.remain > maxDrain {
+		return false
+	}
+	var scratch [512]byte
+	for total := 0; !b.done; {
+		n, err := b.read(scratch[:])
+		total += n
+		if err != nil && !b.done || total > maxDrain {
+			return false
+		}
+	}
+	return b.err == nil
 }
 
 // read is Read without the Close check, for draining.
@@ -319,6 +357,9 @@ func (b *leanBody) readChunked(p []byte) (int, error) {
 			end, _, err := scanSection(c.buf[c.r:c.w], 0)
 			if err == nil && end > 0 {
 				err = checkTrailer(c.buf[c.r : c.r+end])
+			}
+			if err == nil && end > c.s.headLimit {
+				err = errTooLarge
 			}
 			if err != nil {
 				return 0, b.refused(err)

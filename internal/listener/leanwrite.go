@@ -14,33 +14,41 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// leanWriter is the http.ResponseWriter of one lean request. A response
-// that ends (or reaches 4 KiB) before anything is flushed goes out with a
-// Content-Length, head and body in one write; a longer one, or one the
-// handler flushes, is chunked (HTTP/1.1) or delimited by closing the
-// connection (HTTP/1.0). It follows net/http's rules: a declared
-// Content-Length is enforced, HEAD, 1xx, 204 and 304 responses carry no
-// body, trailers go after a chunked body, field names that are not tokens
-// are dropped and CR or LF in values become spaces.
+// leanWriter is the http.ResponseWriter of one lean request. The head is
+// committed at WriteHeader or the first Write (later changes to the
+// header map do not reach it, as with net/http, trailers excepted): the
+// status line and fields go into the write buffer then, and the framing
+// fields once the length is known. A response that ends, within 4 KiB,
+// before anything is flushed goes out with a Content-Length, head and
+// body in one write; a longer one, or one the handler flushes, is chunked
+// (HTTP/1.1) or delimited by closing the connection (HTTP/1.0). It follows
+// net/http's rules: a declared Content-Length is enforced, HEAD, 1xx, 204
+// and 304 responses carry no body, trailers go after a chunked body,
+// field names that are not tokens are dropped and CR or LF in values
+// become spaces.
 type leanWriter struct {
 	c      *leanConn
 	x      *leanExchange
 	header http.Header
 
-	status      int
-	wroteHead   bool  // the head is in the write buffer
-	cl          int64 // declared Content-Length; -1: none
-	written     int64 // body bytes accepted
-	chunked     bool
-	bodyless    bool // HEAD, 1xx, 204, 304: body bytes are dropped
-	trailers    []string
-	stage       []byte // the body while the head waits; nil when flushed
-	stageBuf    *[leanBufSize]byte
+	status    int
+	committed bool  // status line and fields are in the write buffer
+	headDone  bool  // ... and the framing fields and the empty line
+	cl        int64 // declared Content-Length; -1: none
+	written   int64 // body bytes accepted
+	chunked   bool
+	bodyless  bool // HEAD, 1xx, 204, 304: body bytes are dropped
+	trailers  []string
+	stage     []byte // body bytes while the length is undecided
+	stageBuf  *[leanBufSize]byte
+	tooLong   bool // the handler wrote past its Content-Length
+
 	closeAfter  bool
 	headStarted atomic.Bool // for the 100 Continue race, see sendContinue
 	continued   bool        // a 100 Continue went out
 	handlerDone bool
 	expect      bool // the request has Expect: 100-continue and a body
+	fullDuplex  bool // the handler reads the body while it writes
 }
 
 func (w *leanWriter) init(c *leanConn, x *leanExchange) {
@@ -53,13 +61,13 @@ func (w *leanWriter) init(c *leanConn, x *leanExchange) {
 // Header returns the response header.
 func (w *leanWriter) Header() http.Header { return w.header }
 
-// WriteHeader sends an interim (1xx) response at once, or sets the final
-// status.
+// WriteHeader sends an interim (1xx) response at once, or commits the
+// final status and header.
 func (w *leanWriter) WriteHeader(code int) {
 	if code < 100 || code > 999 {
 		panic("invalid WriteHeader code " + strconv.Itoa(code))
 	}
-	if w.wroteHead || w.status != 0 || w.handlerDone {
+	if w.committed || w.handlerDone || w.c.hijacked {
 		return
 	}
 	if code < 200 && code != http.StatusSwitchingProtocols {
@@ -70,8 +78,9 @@ func (w *leanWriter) WriteHeader(code int) {
 		return
 	}
 	w.status = code
+	w.commit()
 	if code == http.StatusSwitchingProtocols {
-		w.writeHead(false)
+		w.endHead(false)
 		w.closeAfter = true // unless hijacked, nothing can follow it
 		w.c.bw.Flush()
 	}
@@ -89,7 +98,7 @@ func (w *leanWriter) interim(code int) {
 		w.continued = true
 	}
 	writeStatusLine(bw, 1, code)
-	w.writeFields(bw, w.header, false)
+	writeFields(bw, w.header, false)
 	bw.WriteString("\r\n")
 	bw.Flush()
 }
@@ -109,121 +118,126 @@ func (w *leanWriter) sendContinue() {
 	c.rwc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 }
 
+// errHandlerDone is a write after the handler returned.
+var errHandlerDone = errors.New("http: response written after its handler returned")
+
 // Write writes body bytes.
 func (w *leanWriter) Write(p []byte) (int, error) {
-	if w.handlerDone {
-		return 0, errHandlerDone
+	if err := w.usable(); err != nil {
+		return 0, err
 	}
-	if w.c.hijacked {
-		return 0, http.ErrHijacked
+	if !w.committed {
+		w.commit()
 	}
-	if !w.wroteHead {
-		if w.status == 0 {
-			w.status = http.StatusOK
-		}
+	if w.bodyless {
 		if !bodyAllowed(w.status) {
 			return 0, http.ErrBodyNotAllowed
 		}
-		if w.stage != nil || w.stageBuf == nil {
-			if w.stageBuf == nil {
-				w.stageBuf = leanReadPool.Get().(*[leanBufSize]byte)
-				w.stage = w.stageBuf[:0]
-			}
+		if w.stage != nil && !w.headDone {
+			// HEAD: a length for what GET would send, as net/http does,
+			// up to what a GET's length would be computed for.
 			if len(w.stage)+len(p) <= leanBufSize {
 				w.stage = append(w.stage, p...)
-				return len(p), nil
+			} else {
+				w.dropStage()
 			}
 		}
-		if err := w.flushStage(false); err != nil {
+		return w.count(len(p))
+	}
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		w.tooLong = true
+		return 0, http.ErrContentLength
+	}
+	if !w.headDone {
+		if w.cl < 0 && w.stage != nil && len(w.stage)+len(p) <= leanBufSize {
+			w.stage = append(w.stage, p...)
+			w.written += int64(len(p))
+			return len(p), nil
+		}
+		if err := w.flushStage(); err != nil {
 			return 0, err
 		}
 	}
 	return w.writeBody(p)
 }
 
-// errHandlerDone is a write after the handler returned.
-var errHandlerDone = errors.New("http: response written after its handler returned")
-
-// WriteString writes body bytes from a string (io.StringWriter), staged
-// without a copy to a byte slice when they fit.
+// WriteString writes body bytes from a string (io.StringWriter).
 func (w *leanWriter) WriteString(s string) (int, error) {
-	if !w.wroteHead && !w.handlerDone && !w.c.hijacked && w.stage != nil &&
-		len(w.stage)+len(s) <= leanBufSize && (w.status == 0 || bodyAllowed(w.status)) {
-		w.stage = append(w.stage, s...)
-		return len(s), nil
+	if w.usable() == nil {
+		if !w.committed {
+			w.commit()
+		}
+		if !w.headDone && !w.bodyless && w.cl < 0 && w.stage != nil && len(w.stage)+len(s) <= leanBufSize {
+			w.stage = append(w.stage, s...)
+			w.written += int64(len(s))
+			return len(s), nil
+		}
 	}
 	return w.Write([]byte(s))
 }
 
-// writeBody writes p after the head, within the declared length.
+func (w *leanWriter) usable() error {
+	switch {
+	case w.handlerDone:
+		return errHandlerDone
+	case w.c.hijacked:
+		return http.ErrHijacked
+	}
+	return nil
+}
+
+func (w *leanWriter) count(n int) (int, error) {
+	w.written += int64(n)
+	return n, nil
+}
+
+// writeBody writes p after a complete head.
 func (w *leanWriter) writeBody(p []byte) (int, error) {
-	if !bodyAllowed(w.status) {
-		return 0, http.ErrBodyNotAllowed
-	}
-	var err error
-	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
-		p = p[:w.cl-w.written]
-		err = http.ErrContentLength
-	}
-	w.written += int64(len(p))
-	if w.bodyless || len(p) == 0 {
-		return len(p), err
+	if len(p) == 0 {
+		return 0, nil
 	}
 	bw := w.c.bw
 	if w.chunked {
 		bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
 		bw.WriteString("\r\n")
 	}
-	n, werr := bw.Write(p)
-	if w.chunked && werr == nil {
-		_, werr = bw.WriteString("\r\n")
+	n, err := bw.Write(p)
+	if w.chunked && err == nil {
+		_, err = bw.WriteString("\r\n")
 	}
-	if werr != nil {
+	w.written += int64(n)
+	if err != nil {
 		w.c.broken = true
-		return n, werr
 	}
 	return n, err
 }
 
-// flushStage writes the head, then the staged body bytes. final: the
-// handler has returned, so the staged bytes are the whole body.
-func (w *leanWriter) flushStage(final bool) error {
+// flushStage completes the head with an unknown length (chunked, or
+// closing for HTTP/1.0) and writes the staged bytes after it.
+func (w *leanWriter) flushStage() error {
 	st := w.stage
-	w.stage = nil
-	if final && w.header["Content-Length"] == nil && !w.hasTrailers() && bodyAllowed(w.status) &&
-		(w.x.req.Method != http.MethodHead || len(st) > 0) {
-		w.header["Content-Length"] = []string{strconv.Itoa(len(st))}
-	}
-	w.writeHead(true)
+	w.endHead(true)
+	w.written -= int64(len(st))
 	var err error
 	if len(st) > 0 {
 		_, err = w.writeBody(st)
 	}
+	w.dropStage()
+	return err
+}
+
+func (w *leanWriter) dropStage() {
+	w.stage = nil
 	if w.stageBuf != nil {
 		leanReadPool.Put(w.stageBuf)
 		w.stageBuf = nil
 	}
-	return err
 }
 
-// hasTrailers reports whether the handler declared trailers, which need a
-// chunked body.
-func (w *leanWriter) hasTrailers() bool {
-	if len(w.header["Trailer"]) > 0 {
-		return true
-	}
-	for k := range w.header {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			return true
-		}
-	}
-	return false
-}
-
-// writeHead writes the status line and header into the write buffer;
-// mayChunk: the length is unknown unless declared.
-func (w *leanWriter) writeHead(mayChunk bool) {
-	w.wroteHead = true
+// commit fixes the status and header: the status line and the fields go
+// into the write buffer, and what they say about framing is taken.
+func (w *leanWriter) commit() {
+	w.committed = true
 	if w.expect {
 		w.headStarted.Store(true)
 		w.c.wmu.Lock()
@@ -246,7 +260,7 @@ func (w *leanWriter) writeHead(mayChunk bool) {
 	}
 	if v := h["Content-Length"]; len(v) > 0 {
 		n, err := strconv.ParseInt(v[0], 10, 64)
-		if err == nil && n >= 0 && len(v) == 1 {
+		if err == nil && n >= 0 && len(v) == 1 && v[0][0] != '+' {
 			w.cl = n
 		} else {
 			w.c.s.logf("http: invalid Content-Length of %q", v)
@@ -256,44 +270,108 @@ func (w *leanWriter) writeHead(mayChunk bool) {
 	if hasToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
-	if mayChunk && w.cl < 0 && !w.bodyless && status != http.StatusSwitchingProtocols {
-		if req.ProtoMinor == 0 {
-			w.closeAfter = true // the end of the body is the end of the connection
-		} else {
-			w.chunked = true
+	if tr := h["Trailer"]; len(tr) > 0 {
+		for _, v := range tr {
+			for name := range strings.SplitSeq(v, ",") {
+				if name = strings.TrimSpace(name); name != "" {
+					w.trailers = append(w.trailers, http.CanonicalHeaderKey(name))
+				}
+			}
 		}
+	}
+	if !w.bodyless && w.cl < 0 && status != http.StatusSwitchingProtocols {
+		w.stageBuf = leanReadPool.Get().(*[leanBufSize]byte)
+		w.stage = w.stageBuf[:0]
+	} else if req.Method == http.MethodHead && w.cl < 0 {
+		w.stageBuf = leanReadPool.Get().(*[leanBufSize]byte)
+		w.stage = w.stageBuf[:0]
+	}
+	bw := w.c.writer()
+	writeStatusLine(bw, req.ProtoMinor, status)
+	writeFields(bw, h, true)
+}
+
+// settleBody decides, before the head ends, whether the connection can
+// carry another request after this response, as net/http does: not when
+// the request body failed, nor when the handler left more of it than
+// maxDrain unread. Once the handler has returned (the body is sealed) the
+// rest is read here, so a body that turns out bad still closes with
+// "Connection: close" in the head.
+func (w *leanWriter) settleBody() {
+	b := &w.x.body
+	if w.x.req.Body == http.NoBody || w.closeAfter || w.fullDuplex {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.err != nil:
+		w.closeAfter = true
+	case b.done:
+	case !b.chunked && b.remain > maxDrain:
+		w.closeAfter = true
+	case b.sealed:
+		if !b.drain() {
+			w.closeAfter = true
+		}
+	}
+}
+
+// hasTrailers reports whether the handler declared trailers, which need a
+// chunked body.
+func (w *leanWriter) hasTrailers() bool {
+	if len(w.trailers) > 0 {
+		return true
+	}
+	for k := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// endHead writes the framing fields and ends the head. unknown: the body
+// goes on past what is staged, so its length is not known.
+func (w *leanWriter) endHead(unknown bool) {
+	w.headDone = true
+	w.settleBody()
+	req := w.x.req
+	bw := w.c.bw
+	switch {
+	case w.bodyless || w.status == http.StatusSwitchingProtocols:
+		if req.Method == http.MethodHead && w.cl < 0 && !unknown && len(w.stage) > 0 {
+			bw.WriteString("Content-Length: ")
+			bw.WriteString(strconv.Itoa(len(w.stage)))
+			bw.WriteString("\r\n")
+		}
+	case w.cl >= 0:
+	case !unknown && !w.hasTrailers():
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.Itoa(len(w.stage)))
+		bw.WriteString("\r\n")
+	case req.ProtoMinor == 0:
+		w.closeAfter = true // the end of the body is the end of the connection
+	default:
+		w.chunked = true
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	if w.c.s.closing.Load() || w.c.gone.Load() {
 		w.closeAfter = true
 	}
-	if w.chunked {
-		if tr := h["Trailer"]; len(tr) > 0 {
-			for _, v := range tr {
-				for name := range strings.SplitSeq(v, ",") {
-					if name = strings.TrimSpace(name); name != "" {
-						w.trailers = append(w.trailers, http.CanonicalHeaderKey(name))
-					}
-				}
-			}
-		}
-	} else {
-		delete(h, "Trailer")
-	}
-	bw := w.c.writer()
-	writeStatusLine(bw, req.ProtoMinor, status)
-	w.writeFields(bw, h, true)
-	if w.chunked {
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
-	}
 	switch {
-	case w.closeAfter && status != http.StatusSwitchingProtocols:
-		if !hasToken(h["Connection"], "close") {
+	case req.ProtoMinor == 0:
+		// HTTP/1.0 closes unless both ends say keep-alive (RFC 9112
+		// §9.3).
+		if !w.closeAfter {
+			bw.WriteString("Connection: keep-alive\r\n")
+		}
+	case w.closeAfter && w.status != http.StatusSwitchingProtocols:
+		if !hasToken(w.header["Connection"], "close") {
 			bw.WriteString("Connection: close\r\n")
 		}
-	case req.ProtoMinor == 0:
-		bw.WriteString("Connection: keep-alive\r\n")
 	}
-	if _, ok := h["Date"]; !ok {
+	if _, ok := w.header["Date"]; !ok {
 		bw.WriteString("Date: ")
 		bw.WriteString(dateNow())
 		bw.WriteString("\r\n")
@@ -305,7 +383,7 @@ func (w *leanWriter) writeHead(mayChunk bool) {
 // tokens dropped, CR and LF in values turned into spaces, leading and
 // trailing whitespace trimmed. In the final head, fields named with
 // http.TrailerPrefix are left for the trailer section.
-func (w *leanWriter) writeFields(bw *bufio.Writer, h http.Header, final bool) {
+func writeFields(bw *bufio.Writer, h http.Header, final bool) {
 	for k, vs := range h {
 		if !httpguts.ValidHeaderFieldName(k) || final && strings.HasPrefix(k, http.TrailerPrefix) {
 			continue
@@ -351,11 +429,17 @@ func bodyAllowed(status int) bool {
 // not out, the staged body, the last chunk and trailers, and sends what is
 // buffered. It reports whether the connection may serve another request.
 func (w *leanWriter) finish() bool {
-	if !w.wroteHead {
-		if w.status == 0 {
-			w.status = http.StatusOK
+	if !w.committed {
+		w.commit()
+	}
+	if !w.headDone {
+		st := w.stage
+		w.endHead(false)
+		if !w.bodyless && len(st) > 0 {
+			w.written -= int64(len(st))
+			w.writeBody(st)
 		}
-		w.flushStage(true)
+		w.dropStage()
 	}
 	w.handlerDone = true
 	bw := w.c.bw
@@ -377,7 +461,7 @@ func (w *leanWriter) finish() bool {
 	}
 	err := bw.Flush()
 	w.c.putWriter()
-	if err != nil {
+	if err != nil || w.tooLong {
 		return false
 	}
 	if !w.bodyless && w.cl >= 0 && w.written != w.cl {
@@ -401,14 +485,14 @@ func (w *leanWriter) Flush() { w.FlushError() }
 
 // FlushError is Flush with its error (http.ResponseController).
 func (w *leanWriter) FlushError() error {
-	if w.handlerDone {
-		return errHandlerDone
+	if err := w.usable(); err != nil {
+		return err
 	}
-	if w.c.hijacked {
-		return http.ErrHijacked
+	if !w.committed {
+		w.commit()
 	}
-	if !w.wroteHead {
-		if err := w.flushStage(false); err != nil {
+	if !w.headDone {
+		if err := w.flushStage(); err != nil {
 			return err
 		}
 	}
@@ -426,7 +510,7 @@ func (w *leanWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if c.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
-	if w.wroteHead && w.status != http.StatusSwitchingProtocols {
+	if w.committed && w.status != http.StatusSwitchingProtocols {
 		return nil, nil, errors.New("http: Hijack after the response head was written")
 	}
 	c.disarm()
@@ -443,10 +527,7 @@ func (w *leanWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if c.buf != nil {
 		c.putBuf()
 	}
-	if w.stageBuf != nil {
-		leanReadPool.Put(w.stageBuf)
-		w.stageBuf, w.stage = nil, nil
-	}
+	w.dropStage()
 	s := c.s
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -479,7 +560,10 @@ func (c *hijackedConn) Close() error {
 
 // SetReadDeadline sets the connection's read deadline
 // (http.ResponseController).
-func (w *leanWriter) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDeadline(t) }
+func (w *leanWriter) SetReadDeadline(t time.Time) error {
+	w.c.headDeadline = time.Time{}
+	return w.c.rwc.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the connection's write deadline
 // (http.ResponseController).
@@ -487,7 +571,10 @@ func (w *leanWriter) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWri
 
 // EnableFullDuplex lets the handler read the request body while it
 // writes the response; the lean server always does.
-func (w *leanWriter) EnableFullDuplex() error { return nil }
+func (w *leanWriter) EnableFullDuplex() error {
+	w.fullDuplex = true
+	return nil
+}
 
 // writer returns the connection's write buffer, taken from the pool for
 // the response.

@@ -250,19 +250,37 @@ func parseRequestLine(line []byte) (h head, proto string, err error) {
 	return h, string(version), nil
 }
 
-// plainPath returns the path of an origin-form target without
-// percent-escapes ("/a/b?q"), the common case, without the allocations of
+// plainPath returns the path of an origin-form target whose path needs
+// no escaping ("/a/b?q"), the common case, without the allocations of
 // net/url: for such a target url.ParseRequestURI cannot fail (the caller
-// has refused control bytes, spaces and non-ASCII) and its Path is the
-// target up to the first "?". It reports false for anything else, which
-// the caller parses with net/url.
+// has refused control bytes, spaces and non-ASCII), its Path is the
+// target up to the first "?", and its RawPath is empty, since escaping
+// the path gives it back unchanged. It reports false for anything else,
+// which the caller parses with net/url.
 func plainPath(target string) (string, bool) {
-	if len(target) == 0 || target[0] != '/' || strings.IndexByte(target, '%') >= 0 {
+	if len(target) == 0 || target[0] != '/' {
 		return "", false
 	}
 	path, _, _ := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !pathByte[path[i]] {
+			return "", false
+		}
+	}
 	return path, true
 }
+
+// pathByte marks the bytes net/url leaves unescaped in a path (its
+// shouldEscape for encodePath): unreserved characters and the reserved
+// ones RFC 3986 §3.3 allows in a path segment.
+var pathByte = func() (t [256]bool) {
+	for c := range 256 {
+		b := byte(c)
+		t[c] = 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+			strings.IndexByte("-_.~$&+,/:;=@", b) >= 0
+	}
+	return t
+}()
 
 // methodString returns m as a string, without allocating for the common
 // methods.
