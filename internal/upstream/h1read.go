@@ -46,6 +46,7 @@ type headReader struct {
 	limit int
 	n     int    // bytes of the current head so far
 	long  []byte // a line longer than br's buffer, assembled
+	vals  []byte // the field values of the head being read
 }
 
 // line returns the next line of the head without its CRLF. It refuses a
@@ -102,22 +103,48 @@ func (h *headReader) read() (*responseHead, error) {
 	return rh, nil
 }
 
-// fields reads field lines up to the empty line into hdr.
+// fields reads field lines up to the empty line into hdr. The values
+// share one string and the header's value slices one array, so a head
+// costs two allocations however many fields it has (and one for each
+// name that is not a common one).
 func (h *headReader) fields(hdr http.Header) error {
+	type span struct {
+		name     string
+		from, to int
+	}
+	var spans [16]span
+	sp := spans[:0]
+	h.vals = h.vals[:0]
 	for {
 		line, err := h.line()
 		if err != nil {
 			return err
 		}
 		if len(line) == 0 {
-			return nil
+			break
 		}
-		name, value, err := parseField(line)
+		name, value, err := parseFieldBytes(line)
 		if err != nil {
 			return err
 		}
-		hdr[name] = append(hdr[name], value)
+		sp = append(sp, span{name, len(h.vals), len(h.vals) + len(value)})
+		h.vals = append(h.vals, value...)
 	}
+	if len(sp) == 0 {
+		return nil
+	}
+	all := string(h.vals)
+	arr := make([]string, len(sp))
+	for i, f := range sp {
+		v := all[f.from:f.to]
+		if old, ok := hdr[f.name]; ok {
+			hdr[f.name] = append(old, v)
+			continue
+		}
+		arr[i] = v
+		hdr[f.name] = arr[i : i+1 : i+1]
+	}
+	return nil
 }
 
 // parseStatusLine parses "HTTP/1.x SP 3DIGIT [SP reason]" (RFC 9112 §4).
@@ -163,28 +190,28 @@ func reasonString(status int, reason []byte) string {
 	return string(reason)
 }
 
-// parseField parses one field line (RFC 9112 §5): a token, a colon right
+// parseFieldBytes parses one field line (RFC 9112 §5): a token, a colon right
 // after it, the value with optional whitespace around it. An obs-fold
 // line (starting with whitespace, §5.2) is refused, as is a control
-// character in the value.
-func parseField(line []byte) (string, string, error) {
+// character in the value. The value is a slice of line.
+func parseFieldBytes(line []byte) (string, []byte, error) {
 	colon := bytes.IndexByte(line, ':')
 	if colon <= 0 {
 		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			return "", "", framingError("obs-fold in response head")
+			return "", nil, framingError("obs-fold in response head")
 		}
-		return "", "", framingError("field line without a name: %q", clip(line))
+		return "", nil, framingError("field line without a name: %q", clip(line))
 	}
 	name := line[:colon]
 	for _, c := range name {
 		if !isTokenChar(c) {
 			if c == ' ' || c == '\t' {
 				if name[0] == ' ' || name[0] == '\t' {
-					return "", "", framingError("obs-fold in response head")
+					return "", nil, framingError("obs-fold in response head")
 				}
-				return "", "", framingError("whitespace before colon in field %q", clip(name))
+				return "", nil, framingError("whitespace before colon in field %q", clip(name))
 			}
-			return "", "", framingError("bad field name %q", clip(name))
+			return "", nil, framingError("bad field name %q", clip(name))
 		}
 	}
 	value := line[colon+1:]
@@ -196,10 +223,10 @@ func parseField(line []byte) (string, string, error) {
 	}
 	for _, c := range value {
 		if c < ' ' && c != '\t' || c == 0x7f {
-			return "", "", framingError("control character in field %q", clip(name))
+			return "", nil, framingError("control character in field %q", clip(name))
 		}
 	}
-	return canonicalKey(name), string(value), nil
+	return canonicalKey(name), value, nil
 }
 
 // framing settles rh's body framing from its fields (RFC 9112 §6), for a
