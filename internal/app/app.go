@@ -231,6 +231,10 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	snap.Start(a.runCtx)
 
+	http1Name, ok := http1ServerName()
+	if !ok {
+		a.logger.Warn("TORII_HTTP1_SERVER is neither torii nor stdlib; using torii's", "value", http1Server)
+	}
 	f := &front{app: a, ids: newIDSource()}
 	errLog := slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)
 	a.certs = make([]*atomic.Pointer[listener.Certs], len(cfg.Listen))
@@ -259,7 +263,7 @@ func (a *App) Start(ctx context.Context) error {
 			MaxHeaderBytes:    l.MaxHeaderBytes,
 			ErrorLog:          errLog,
 		}
-		opts.StdlibHTTP1 = stdlibHTTP1
+		opts.StdlibHTTP1 = http1Name == "stdlib"
 		server := listener.NewServer(srv, lns[i], opts)
 		a.servers = append(a.servers, server)
 		a.listeners = append(a.listeners, lns[i])
@@ -284,7 +288,7 @@ func (a *App) Start(ctx context.Context) error {
 	go func() { defer a.bgWG.Done(); a.diffs.Run(a.runCtx, flushEvery) }()
 	go func() { defer a.bgWG.Done(); a.rollouts.Run(a.runCtx) }()
 	a.ready.Store(true)
-	a.logger.Info("torii started", "listeners", addrStrings(a.listeners), "admin", addrString(adminLn))
+	a.logger.Info("torii started", "listeners", addrStrings(a.listeners), "admin", addrString(adminLn), "http1_server", http1Name)
 	return nil
 }
 
@@ -304,10 +308,22 @@ func listen(l config.Listener) (net.Listener, error) {
 	return ln, nil
 }
 
-// stdlibHTTP1 puts plaintext HTTP/1.x listeners on net/http's server
-// rather than torii's own: TORII_HTTP1_SERVER=stdlib, a way back should
-// the lean server misbehave with some client.
-var stdlibHTTP1 = os.Getenv("TORII_HTTP1_SERVER") == "stdlib"
+// http1Server is TORII_HTTP1_SERVER: "stdlib" puts plaintext HTTP/1.x
+// listeners on net/http's server rather than torii's own ("torii", the
+// default), a way back should the lean server misbehave with some client.
+var http1Server = os.Getenv("TORII_HTTP1_SERVER")
+
+// http1ServerName is the HTTP/1.1 server plaintext listeners use, and
+// whether the environment asked for it in a way torii understands.
+func http1ServerName() (name string, ok bool) {
+	switch http1Server {
+	case "", "torii":
+		return "torii", true
+	case "stdlib":
+		return "stdlib", true
+	}
+	return "torii", false
+}
 
 // serveData serves a data-plane listener through internal/listener: the
 // connection limit, TLS, HTTP/2 and the strict HTTP/1.1 framing check.

@@ -459,7 +459,19 @@ routes:
 // TestBadInputNeverReachesUpstream is part of acceptance point 5:
 // oversized headers get 431 and a bad Host gets 400, and neither reaches
 // the upstream; Connection cannot strip the forwarded headers.
+// It runs on both HTTP/1.1 servers (TORII_HTTP1_SERVER).
 func TestBadInputNeverReachesUpstream(t *testing.T) {
+	for _, server := range []string{"torii", "stdlib"} {
+		t.Run(server, func(t *testing.T) {
+			old := http1Server
+			http1Server = server
+			t.Cleanup(func() { http1Server = old })
+			badInputNeverReachesUpstream(t)
+		})
+	}
+}
+
+func badInputNeverReachesUpstream(t *testing.T) {
 	var hits atomic.Int64
 	var lastHeaders atomic.Pointer[http.Header]
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
