@@ -159,7 +159,7 @@ func setForwarded(out http.Header, r *http.Request, info *request.Info, vs *valu
 		}
 	} else {
 		if client.IsValid() {
-			out["X-Forwarded-For"] = vs.one(client.String())
+			out["X-Forwarded-For"] = vs.one(addrString(client, r.RemoteAddr))
 		} else {
 			delete(out, "X-Forwarded-For")
 		}
@@ -197,6 +197,19 @@ func scheme(r *http.Request, info *request.Info) string {
 
 // peerAddr returns the IP of a "host:port" remote address, unmapped, or
 // the zero Addr when it is not one.
+// addrString is a.String(), taken from remote ("ip:port") without an
+// allocation when a is the IPv4 address written there.
+func addrString(a netip.Addr, remote string) string {
+	if a.Is4() {
+		if i := strings.LastIndexByte(remote, ':'); i > 0 {
+			if h, err := netip.ParseAddr(remote[:i]); err == nil && h == a {
+				return remote[:i]
+			}
+		}
+	}
+	return a.String()
+}
+
 func peerAddr(remote string) netip.Addr {
 	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {

@@ -263,3 +263,27 @@ func FuzzOutgoingHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestAddrString(t *testing.T) {
+	tests := []struct {
+		addr, remote, want string
+	}{
+		{"192.0.2.7", "192.0.2.7:5123", "192.0.2.7"},
+		{"192.0.2.8", "192.0.2.7:5123", "192.0.2.8"}, // not the peer: formatted
+		{"192.0.2.7", "[::ffff:192.0.2.7]:5123", "192.0.2.7"},
+		{"2001:db8::1", "[2001:db8::1]:443", "2001:db8::1"},
+		{"192.0.2.7", "garbage", "192.0.2.7"},
+	}
+	for _, tt := range tests {
+		a := netip.MustParseAddr(tt.addr)
+		if got := addrString(a, tt.remote); got != tt.want {
+			t.Errorf("addrString(%s, %q) = %q, want %q", tt.addr, tt.remote, got, tt.want)
+		}
+		if got := addrString(a, tt.remote); got != a.String() {
+			t.Errorf("addrString(%s, %q) = %q, differs from Addr.String %q", tt.addr, tt.remote, got, a.String())
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { addrString(netip.MustParseAddr("192.0.2.7"), "192.0.2.7:5123") }); n != 0 {
+		t.Errorf("addrString of the peer's own IPv4 address allocates %v times, want 0", n)
+	}
+}
