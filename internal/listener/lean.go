@@ -28,6 +28,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -307,6 +309,9 @@ func (c *leanConn) serve() {
 			return
 		}
 		c.releaseIdle()
+		if yieldExp && !first && c.r == c.w {
+			runtime.Gosched()
+		}
 		h, n, err := c.readHead(first)
 		if err != nil {
 			if n < 0 {
@@ -678,3 +683,5 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+var yieldExp = os.Getenv("TORII_YIELD") != ""

@@ -19,6 +19,7 @@ type leanExchange struct {
 	req  *http.Request
 	w    leanWriter
 	body leanBody
+	vals [16]string // the request header's values, when that is enough
 }
 
 var (
@@ -48,7 +49,10 @@ func (c *leanConn) newRequest(h head, n int, ctx context.Context) (*leanExchange
 	}
 	req.RemoteAddr = c.remote
 	hdr := make(http.Header, nf)
-	vals := make([]string, nf)
+	vals := x.vals[:]
+	if nf > len(vals) {
+		vals = make([]string, nf)
+	}
 	var host string
 	var hosts int
 	for i := 0; len(rest) > 2; i++ {
@@ -122,13 +126,19 @@ func (c *leanConn) newRequest(h head, n int, ctx context.Context) (*leanExchange
 		req.Body = http.NoBody
 		b.done = true
 	}
-	if ex := hdr["Expect"]; len(ex) > 0 && ex[0] != "" {
-		if !h.expectContinue || len(ex) != 1 {
-			return nil, errExpectation
+	if ex := hdr["Expect"]; len(ex) > 0 {
+		// Anything but 100-continue (RFC 9110 §10.1.1) gets 417, as in
+		// net/http; an empty value or empty list elements are ignored.
+		for _, v := range ex {
+			for e := range strings.SplitSeq(v, ",") {
+				if e = textproto.TrimString(e); e != "" && !strings.EqualFold(e, "100-continue") {
+					return nil, errExpectation
+				}
+			}
 		}
 		// net/http: a 100-continue is answered for an HTTP/1.1 request
 		// with a body, when the handler first reads it.
-		b.expect = req.ProtoMinor == 1 && req.ContentLength != 0
+		b.expect = h.expectContinue && req.ProtoMinor == 1 && req.ContentLength != 0
 	}
 	x.w.init(c, x)
 	x.w.expect = b.expect

@@ -162,7 +162,7 @@ func parseHead(b []byte) (head, error) {
 		case equalFold(name, "host"):
 			hostCount++
 		case equalFold(name, "expect"):
-			h.expectContinue = equalFold(value, "100-continue")
+			h.expectContinue = expectsContinue(value)
 		case equalFold(name, "upgrade"):
 			upgrade = true
 		case equalFold(name, "trailer"):
@@ -227,14 +227,17 @@ func parseRequestLine(line []byte) (h head, proto string, err error) {
 		}
 	}
 	switch string(version) {
-	case "HTTP/1.1", "HTTP/1.0":
+	case "HTTP/1.1":
+		proto = "HTTP/1.1"
+	case "HTTP/1.0":
+		proto = "HTTP/1.0"
 	default:
 		return head{}, "", errVersion
 	}
 	h.method, h.target = methodString(method), string(target)
 	if path, ok := plainPath(h.target); ok {
 		h.path = path
-		return h, string(version), nil
+		return h, proto, nil
 	}
 	// Parse the target as net/http will, so both agree on what is routed.
 	raw := h.target
@@ -247,7 +250,7 @@ func parseRequestLine(line []byte) (h head, proto string, err error) {
 		return head{}, "", errTarget
 	}
 	h.path = u.Path
-	return h, string(version), nil
+	return h, proto, nil
 }
 
 // plainPath returns the path of an origin-form target whose path needs
@@ -455,6 +458,17 @@ func quotedString(b []byte, p *int) bool {
 			i++
 		default:
 			return false
+		}
+	}
+	return false
+}
+
+// expectsContinue reports whether an Expect value lists 100-continue;
+// empty list elements are ignored (RFC 9110 §5.6.1).
+func expectsContinue(v []byte) bool {
+	for e := range bytes.SplitSeq(v, []byte{','}) {
+		if equalFold(bytes.Trim(e, " \t"), "100-continue") {
+			return true
 		}
 	}
 	return false
