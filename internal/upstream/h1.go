@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -248,7 +249,7 @@ func (t *h1Transport) dial(ctx context.Context, h *h1Host) (*h1Conn, error) {
 		}
 		conn = tc
 	}
-	c := &h1Conn{t: t, host: h, conn: conn, raw: raw}
+	c := &h1Conn{t: t, host: h, conn: conn, raw: raw, yield: runtime.GOMAXPROCS(0) <= yieldMaxProcs}
 	c.br = bufio.NewReaderSize(conn, 4096)
 	c.hr = headReader{br: c.br, limit: t.headLimit}
 	return c, nil
@@ -256,6 +257,7 @@ func (t *h1Transport) dial(ctx context.Context, h *h1Host) (*h1Conn, error) {
 
 // h1Conn is one upstream connection. One request uses it at a time.
 type h1Conn struct {
+	yield  bool // yield before reading a response head (yieldMaxProcs)
 	t      *h1Transport
 	host   *h1Host
 	conn   net.Conn // the connection, TLS or not
@@ -338,6 +340,12 @@ func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request, body io.ReadC
 		go c.writeBody(req, body, length, c.cont, c.written)
 	}
 
+	if c.yield && c.hr.br.Buffered() == 0 {
+		// The upstream has only just got the request: let other
+		// goroutines run before reading its answer, as the listener does
+		// before a request head (listener.yieldMaxProcs).
+		runtime.Gosched()
+	}
 	rh, err := c.readHead(ctx, req.Method)
 	if err != nil {
 		return nil, true, err
@@ -896,3 +904,7 @@ var statusLines = func() (s [600]string) {
 	}
 	return s
 }()
+
+// yieldMaxProcs: with this many Ps or fewer, a request yields once
+// before reading the response head (see the listener's yieldMaxProcs).
+const yieldMaxProcs = 2
