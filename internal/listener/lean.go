@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"torii/internal/reqctx"
 )
 
 // leanBufSize is the size of the read and write buffers, taken from
@@ -208,8 +210,8 @@ func (s *leanServer) close() error {
 	for c := range s.conns {
 		c.rwc.Close()
 		c.watchMu.Lock()
-		if c.inHandler && c.reqCancel != nil {
-			c.reqCancel()
+		if c.inHandler && c.reqCtx != nil {
+			c.reqCtx.Cancel(nil)
 		}
 		c.watchMu.Unlock()
 	}
@@ -236,7 +238,7 @@ type leanConn struct {
 	// ctx is the parent of every request's context: never canceled
 	// itself, so a request's context costs no registration with it. The
 	// request's own is canceled when its handler returns, its client
-	// goes, or the server closes (reqCancel).
+	// goes, or the server closes (reqCtx).
 	ctx context.Context
 	// headDeadline is the read deadline last set for a head; zero when
 	// another deadline has replaced it.
@@ -256,7 +258,7 @@ type leanConn struct {
 	peek      [1]byte
 	peeked    bool
 	gone      atomic.Bool
-	reqCancel context.CancelFunc
+	reqCtx    *reqctx.Context // the request's, while its handler runs
 
 	hijacked bool
 	yield    bool        // yield before reading a head (yieldMaxProcs)
@@ -321,10 +323,10 @@ func (c *leanConn) serve() {
 			}
 			return
 		}
-		ctx, cancel := context.WithCancel(c.ctx)
+		ctx := reqctx.New(c.ctx)
 		x, err := c.newRequest(h, n, ctx)
 		if err != nil {
-			cancel()
+			ctx.Cancel(nil)
 			c.refuse(err)
 			return
 		}
@@ -342,7 +344,7 @@ func (c *leanConn) serve() {
 		if d := srv.WriteTimeout; d > 0 {
 			c.rwc.SetWriteDeadline(time.Now().Add(d))
 		}
-		if !c.serveRequest(x, cancel) {
+		if !c.serveRequest(x, ctx) {
 			return
 		}
 	}
@@ -350,11 +352,11 @@ func (c *leanConn) serve() {
 
 // serveRequest runs the handler for one request and completes its
 // response; false means the connection must close.
-func (c *leanConn) serveRequest(x *leanExchange, cancel context.CancelFunc) bool {
-	defer cancel()
+func (c *leanConn) serveRequest(x *leanExchange, ctx *reqctx.Context) bool {
+	defer ctx.Cancel(nil)
 	req, w := x.req, &x.w
 	c.watchMu.Lock()
-	c.reqCancel = cancel
+	c.reqCtx = ctx
 	c.inHandler = true
 	c.watchMu.Unlock()
 	if x.body.done {
@@ -626,8 +628,8 @@ func (c *leanConn) watch() {
 		c.peeked = true
 	} else if err != nil && !isTimeout(err) {
 		c.gone.Store(true)
-		if c.reqCancel != nil {
-			c.reqCancel()
+		if c.reqCtx != nil {
+			c.reqCtx.Cancel(nil)
 		}
 	}
 	close(c.watchDone)

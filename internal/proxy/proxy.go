@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"torii/internal/config"
+	"torii/internal/reqctx"
 	"torii/internal/request"
 	"torii/internal/upstream"
 )
@@ -350,8 +351,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer pool.Release()
 
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
+	ctx := reqctx.New(r.Context())
+	defer ctx.Cancel(nil)
 	x := &exchange{
 		h:       h,
 		r:       r,
@@ -365,7 +366,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.tried = x.triedBuf[:0]
 	if h.timeout > 0 {
-		x.deadline = time.AfterFunc(h.timeout, func() { cancel(ErrTimeout) })
+		x.deadline = time.AfterFunc(h.timeout, func() { ctx.Cancel(ErrTimeout) })
 		defer x.deadline.Stop()
 	}
 
@@ -396,7 +397,7 @@ type exchange struct {
 	r        *http.Request
 	info     *request.Info
 	pool     *upstream.Pool
-	ctx      context.Context // r's context, canceled with ErrTimeout by deadline
+	ctx      *reqctx.Context // r's context, canceled with ErrTimeout by deadline
 	deadline *time.Timer     // the route timeout; nil without one
 	body     body
 	grpc     bool        // the request is gRPC (application/grpc*)
@@ -411,11 +412,10 @@ type exchange struct {
 
 // try is one attempt on one endpoint.
 type try struct {
-	ep     *upstream.Endpoint
-	retry  bool // admitted by AllowRetry, so RetryDone is owed
-	ctx    context.Context
-	cancel context.CancelCauseFunc // nil without a try timeout
-	timer  *time.Timer             // the try timeout; nil without one
+	ep    *upstream.Endpoint
+	retry bool            // admitted by AllowRetry, so RetryDone is owed
+	ctx   *reqctx.Context // the exchange's, or its own with a try timeout
+	timer *time.Timer     // the try timeout; nil without one
 }
 
 // wrap prefixes err with the open try's upstream and endpoint.
@@ -473,20 +473,18 @@ func (x *exchange) begin(ep *upstream.Endpoint, retry bool) {
 	ep.Begin()
 	x.try = try{ep: ep, retry: retry, ctx: x.ctx}
 	if x.h.tryTimeout > 0 {
-		ctx, cancel := context.WithCancelCause(x.ctx)
-		x.try.ctx, x.try.cancel = ctx, cancel
-		x.try.timer = time.AfterFunc(x.h.tryTimeout, func() { cancel(ErrTryTimeout) })
+		ctx := reqctx.New(x.ctx)
+		x.try.ctx = ctx
+		x.try.timer = time.AfterFunc(x.h.tryTimeout, func() { ctx.Cancel(ErrTryTimeout) })
 	}
 }
 
 // end closes the open try, counting o against its endpoint.
 func (x *exchange) end(o upstream.Outcome) {
 	t := &x.try
-	if t.timer != nil {
+	if t.timer != nil { // the try has its own context
 		t.timer.Stop()
-	}
-	if t.cancel != nil {
-		t.cancel(nil)
+		t.ctx.Cancel(nil)
 	}
 	t.ep.End(o)
 	if t.retry {
@@ -557,7 +555,7 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 	if err == nil && x.try.timer != nil && !x.try.timer.Stop() {
 		// The try timed out as the head arrived: its body is cut anyway.
 		res.Body.Close()
-		return nil, context.Cause(x.try.ctx)
+		return nil, x.try.ctx.Cause()
 	}
 	return res, err
 }
@@ -582,10 +580,10 @@ func (x *exchange) failure(err error) (failKind, error) {
 	}
 	// The transport reports our own cancellations as plain context
 	// errors; the cause says which timer fired. Its text adds nothing.
-	if context.Cause(x.ctx) == ErrTimeout {
+	if x.ctx.Cause() == ErrTimeout {
 		return failTimeout, x.wrap(ErrTimeout)
 	}
-	if context.Cause(x.try.ctx) == ErrTryTimeout {
+	if x.try.ctx.Cause() == ErrTryTimeout {
 		return failTryTimeout, x.wrap(ErrTryTimeout)
 	}
 	switch {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"torii/internal/reqctx"
 )
 
 // h1Transport is the round tripper of HTTP/1.1 upstreams, cleartext or
@@ -250,6 +252,7 @@ func (t *h1Transport) dial(ctx context.Context, h *h1Host) (*h1Conn, error) {
 		conn = tc
 	}
 	c := &h1Conn{t: t, host: h, conn: conn, raw: raw, yield: runtime.GOMAXPROCS(0) <= yieldMaxProcs}
+	c.abort = func() { conn.SetDeadline(abortTime) }
 	c.br = bufio.NewReaderSize(conn, 4096)
 	c.hr = headReader{br: c.br, limit: t.headLimit}
 	return c, nil
@@ -271,7 +274,10 @@ type h1Conn struct {
 	ctx      context.Context
 	reused   bool                  // it served an earlier request
 	bodyRead atomic.Bool           // the request body was read (so not resendable as is)
-	stop     func() bool           // unregisters the context watch; nil: none
+	stop     func() bool           // unregisters a context.AfterFunc watch; nil: none
+	watched  *reqctx.Context       // the Context watched with Watch; nil: none
+	watchID  uint64                // the watch on watched
+	abort    func()                // the watch's func, made once per connection
 	written  chan error            // the body writer's outcome; nil: written inline
 	cont     chan struct{}         // closed on 100 Continue; nil: no Expect
 	writeErr atomic.Pointer[error] // why the body writer failed
@@ -289,9 +295,11 @@ func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request, body io.ReadC
 	c.ctx, c.written, c.cont = ctx, nil, nil
 	c.bodyRead.Store(false)
 	c.writeErr.Store(nil)
-	if ctx.Done() != nil {
-		conn := c.conn
-		c.stop = context.AfterFunc(ctx, func() { conn.SetDeadline(abortTime) })
+	if rc, ok := ctx.(*reqctx.Context); ok {
+		// The proxy's context: a watch with no allocation.
+		c.watched, c.watchID = rc, rc.Watch(c.abort)
+	} else if ctx.Done() != nil {
+		c.stop = context.AfterFunc(ctx, c.abort)
 	}
 	defer func() {
 		if err != nil {
@@ -591,6 +599,11 @@ func (c *h1Conn) finish(keep bool) {
 
 // unwatch stops the context watch, reporting false when it already fired.
 func (c *h1Conn) unwatch() bool {
+	if c.watched != nil {
+		ok := c.watched.Unwatch(c.watchID)
+		c.watched, c.watchID = nil, 0
+		return ok
+	}
 	if c.stop == nil {
 		return true
 	}
