@@ -358,7 +358,7 @@ func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request, body io.ReadC
 	if err != nil {
 		return nil, true, err
 	}
-	return c.response(req, rh), true, nil
+	return c.response(req, &rh), true, nil
 }
 
 // writeBufPool holds the buffers request heads are built in.
@@ -480,26 +480,22 @@ var copyBufPool = sync.Pool{New: func() any {
 // readHead reads the final response head, skipping interim ones: a 100
 // lets a waiting body go; other 1xx (103 Early Hints...) are dropped, as
 // net/http's client drops them; 101 is final.
-func (c *h1Conn) readHead(ctx context.Context, method string) (*responseHead, error) {
+func (c *h1Conn) readHead(ctx context.Context, method string) (rh responseHead, err error) {
 	for interim := 0; ; interim++ {
-		rh, err := c.hr.read()
-		if err != nil {
+		if err := c.hr.read(&rh); err != nil {
 			if werr := c.writeErr.Load(); werr != nil {
-				return nil, fmt.Errorf("write request body: %w", *werr)
+				return rh, fmt.Errorf("write request body: %w", *werr)
 			}
 			if errors.Is(err, ErrResponseFraming) {
-				return nil, err
+				return rh, err
 			}
-			return nil, c.ioError(ctx, err, interim > 0 || c.hr.n > 0)
+			return rh, c.ioError(ctx, err, interim > 0 || c.hr.n > 0)
 		}
 		if rh.status == http.StatusSwitchingProtocols || rh.status >= 200 {
-			if err := rh.framing(method); err != nil {
-				return nil, err
-			}
-			return rh, nil
+			return rh, rh.framing(method)
 		}
 		if interim >= maxInterim {
-			return nil, framingError("more than %d interim responses", maxInterim)
+			return rh, framingError("more than %d interim responses", maxInterim)
 		}
 		if rh.status == http.StatusContinue && c.cont != nil {
 			close(c.cont)
@@ -510,7 +506,9 @@ func (c *h1Conn) readHead(ctx context.Context, method string) (*responseHead, er
 
 // response builds the http.Response for rh, its body reading from c.
 func (c *h1Conn) response(req *http.Request, rh *responseHead) *http.Response {
-	res := &http.Response{
+	x := new(h1Response)
+	res, b := &x.res, &x.body
+	*res = http.Response{
 		Status:        statusText(rh.status, rh.reason),
 		StatusCode:    rh.status,
 		Proto:         "HTTP/1.1",
@@ -544,7 +542,7 @@ func (c *h1Conn) response(req *http.Request, rh *responseHead) *http.Response {
 		c.finish(!rh.close)
 		return res
 	}
-	b := &h1Body{c: c}
+	b.c = c
 	switch {
 	case rh.chunked:
 		res.ContentLength = -1
@@ -561,7 +559,8 @@ func (c *h1Conn) response(req *http.Request, rh *responseHead) *http.Response {
 		}
 		b.r = &chunkedReader{hr: &c.hr, trailer: &res.Trailer}
 	case rh.length >= 0:
-		b.r = &lengthReader{br: c.br, remain: rh.length}
+		x.length = lengthReader{br: c.br, remain: rh.length}
+		b.r = &x.length
 		if rh.length == 0 {
 			res.Body = http.NoBody
 			c.finish(!rh.close)
@@ -688,6 +687,13 @@ func (c *h1Conn) closeLocked() {
 
 // h1Body is a response body read from its connection. At its end the
 // connection goes back to the pool; closed early, the connection closes.
+// h1Response is a response with its body's readers: one allocation.
+type h1Response struct {
+	res    http.Response
+	body   h1Body
+	length lengthReader
+}
+
 type h1Body struct {
 	c    *h1Conn
 	r    io.Reader

@@ -36,11 +36,9 @@ func FuzzResponse(f *testing.F) {
 		const limit = 4096
 		br := bufio.NewReaderSize(strings.NewReader(s), 64)
 		hr := &headReader{br: br, limit: limit}
-		var rh *responseHead
+		var rh responseHead
 		for range maxInterim + 1 {
-			var err error
-			rh, err = hr.read()
-			if err != nil {
+			if err := hr.read(&rh); err != nil {
 				return
 			}
 			if hr.n > limit+2 {

@@ -85,22 +85,19 @@ func (h *headReader) line() ([]byte, error) {
 	return b, nil
 }
 
-// read reads one response head (interim or final) from the reader.
-func (h *headReader) read() (*responseHead, error) {
+// read reads one response head (interim or final) from the reader into
+// rh, which the caller provides so it need not live on the heap.
+func (h *headReader) read(rh *responseHead) error {
 	h.n = 0
 	line, err := h.line()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rh, err := parseStatusLine(line)
-	if err != nil {
-		return nil, err
+	if err := parseStatusLine(line, rh); err != nil {
+		return err
 	}
 	rh.header = make(http.Header, 8)
-	if err := h.fields(rh.header); err != nil {
-		return nil, err
-	}
-	return rh, nil
+	return h.fields(rh.header)
 }
 
 // fields reads field lines up to the empty line into hdr. The values
@@ -148,37 +145,37 @@ func (h *headReader) fields(hdr http.Header) error {
 }
 
 // parseStatusLine parses "HTTP/1.x SP 3DIGIT [SP reason]" (RFC 9112 §4).
-func parseStatusLine(b []byte) (*responseHead, error) {
+func parseStatusLine(b []byte, rh *responseHead) error {
 	if len(b) < 12 || string(b[:7]) != "HTTP/1." || b[8] != ' ' {
-		return nil, framingError("bad status line %q", clip(b))
+		return framingError("bad status line %q", clip(b))
 	}
-	rh := &responseHead{major: 1, length: -1}
+	*rh = responseHead{major: 1, length: -1}
 	switch b[7] {
 	case '0':
 		rh.minor = 0
 	case '1':
 		rh.minor = 1
 	default:
-		return nil, framingError("unsupported version in status line %q", clip(b))
+		return framingError("unsupported version in status line %q", clip(b))
 	}
 	code := b[9:12]
 	if code[0] < '1' || code[0] > '5' || !isDigit(code[1]) || !isDigit(code[2]) {
-		return nil, framingError("bad status code in %q", clip(b))
+		return framingError("bad status code in %q", clip(b))
 	}
 	rh.status = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
 	if len(b) > 12 {
 		if b[12] != ' ' {
-			return nil, framingError("bad status line %q", clip(b))
+			return framingError("bad status line %q", clip(b))
 		}
 		reason := b[13:]
 		for _, c := range reason {
 			if c < ' ' && c != '\t' || c == 0x7f {
-				return nil, framingError("control character in reason phrase")
+				return framingError("control character in reason phrase")
 			}
 		}
 		rh.reason = reasonString(rh.status, reason)
 	}
-	return rh, nil
+	return nil
 }
 
 // reasonString returns reason as a string, without allocating for the
