@@ -61,7 +61,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.finish(rec, r, info)
 	}()
 
-	r = r.WithContext(request.NewContext(r.Context(), info))
+	r = request.Attach(r, info)
 	if _, err := router.NormalizeHost(r.Host); err != nil {
 		info.Err = fmt.Errorf("bad host: %w", err)
 		proxy.WriteError(rec, r, http.StatusBadRequest, "invalid Host header")
@@ -266,7 +266,8 @@ func (s *idSource) requestID(client string) string {
 	if validID(client) {
 		return client
 	}
-	return s.prefix + strconv.FormatUint(s.n.Add(1), 36)
+	var buf [64]byte // the prefix is 13 bytes, a uint64 at most 13 digits
+	return string(strconv.AppendUint(append(buf[:0], s.prefix...), s.n.Add(1), 36))
 }
 
 func validID(id string) bool {

@@ -323,10 +323,8 @@ func (c *leanConn) serve() {
 			}
 			return
 		}
-		ctx := reqctx.New(c.ctx)
-		x, err := c.newRequest(h, n, ctx)
+		x, err := c.newRequest(h, n)
 		if err != nil {
-			ctx.Cancel(nil)
 			c.refuse(err)
 			return
 		}
@@ -344,7 +342,7 @@ func (c *leanConn) serve() {
 		if d := srv.WriteTimeout; d > 0 {
 			c.rwc.SetWriteDeadline(time.Now().Add(d))
 		}
-		if !c.serveRequest(x, ctx) {
+		if !c.serveRequest(x, &x.ctx) {
 			return
 		}
 	}

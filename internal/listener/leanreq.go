@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -11,12 +10,16 @@ import (
 	"sync"
 
 	"golang.org/x/net/http/httpguts"
+
+	"torii/internal/reqctx"
 )
 
-// leanExchange is one request on a lean connection: its response writer and
-// body reader, in one allocation.
+// leanExchange is one request on a lean connection: its context, URL,
+// response writer and body reader, in one allocation.
 type leanExchange struct {
 	req  *http.Request
+	ctx  reqctx.Context
+	url  url.URL // req.URL, for a target that parses as a plain path
 	w    leanWriter
 	body leanBody
 	vals [16]string // the request header's values, when that is enough
@@ -32,14 +35,15 @@ var (
 // newRequest builds the request from the checked head at buf[r:r+n]
 // (checkHead has refused bad framing, field names and values): one string
 // holds the head, and the keys and values are slices of it.
-func (c *leanConn) newRequest(h head, n int, ctx context.Context) (*leanExchange, error) {
+func (c *leanConn) newRequest(h head, n int) (*leanExchange, error) {
 	raw := string(c.buf[c.r : c.r+n])
 	c.r += n
 	line, rest, _ := strings.Cut(raw, "\r\n")
 	nf := strings.Count(rest, "\r\n") - 1
 
 	x := &leanExchange{}
-	req := zeroRequest.WithContext(ctx)
+	x.ctx.Init(c.ctx)
+	req := zeroRequest.WithContext(&x.ctx)
 	x.req = req
 	req.Method = h.method
 	req.RequestURI = h.target
@@ -80,7 +84,7 @@ func (c *leanConn) newRequest(h head, n int, ctx context.Context) (*leanExchange
 	if !httpguts.ValidHostHeader(host) {
 		return nil, errBadHost
 	}
-	if err := parseTarget(req, h); err != nil {
+	if err := parseTarget(req, h, &x.url); err != nil {
 		return nil, err
 	}
 	// RFC 9112 §3.2.2: the authority of an absolute-form target wins over
@@ -146,10 +150,11 @@ func (c *leanConn) newRequest(h head, n int, ctx context.Context) (*leanExchange
 }
 
 // parseTarget sets req.URL from the request target, as net/http parses
-// it: origin-form, absolute-form, "*" and CONNECT's authority-form.
-func parseTarget(req *http.Request, h head) error {
+// it: origin-form, absolute-form, "*" and CONNECT's authority-form. u is
+// where a plain path's URL goes, to save an allocation.
+func parseTarget(req *http.Request, h head, u *url.URL) error {
 	if path, ok := plainPath(h.target); ok {
-		u := &url.URL{Path: path}
+		*u = url.URL{Path: path}
 		if i := strings.IndexByte(h.target, '?'); i >= 0 {
 			u.RawQuery = h.target[i+1:]
 			u.ForceQuery = u.RawQuery == ""

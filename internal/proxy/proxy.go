@@ -351,19 +351,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer pool.Release()
 
-	ctx := reqctx.New(r.Context())
-	defer ctx.Cancel(nil)
 	x := &exchange{
 		h:       h,
 		r:       r,
 		info:    info,
 		pool:    pool,
-		ctx:     ctx,
 		body:    b,
 		grpc:    grpc,
 		upgrade: upgrade,
 		header:  h.outgoingHeader(r, info, b.none || b.buffered, upgrade),
 	}
+	ctx := &x.ctxBuf
+	ctx.Init(r.Context())
+	defer ctx.Cancel(nil)
+	x.ctx = ctx
 	x.tried = x.triedBuf[:0]
 	if h.timeout > 0 {
 		x.deadline = time.AfterFunc(h.timeout, func() { ctx.Cancel(ErrTimeout) })
@@ -406,8 +407,9 @@ type exchange struct {
 
 	tried    []*upstream.Endpoint
 	triedBuf [4]*upstream.Endpoint
-	try      try     // the open try
-	url      url.URL // the first try's request URL, here to save an allocation
+	try      try            // the open try
+	url      url.URL        // the first try's request URL, here to save an allocation
+	ctxBuf   reqctx.Context // ctx, here to save an allocation
 }
 
 // try is one attempt on one endpoint.

@@ -42,6 +42,7 @@ var closedchan = func() chan struct{} {
 // with Cancel. It is safe for concurrent use.
 type Context struct {
 	parent   context.Context
+	key, val any // the Context's own value (SetValue); nil key: none
 	canceled atomic.Bool  // err and cause are set
 	done     atomic.Value // chan struct{}, made when first asked for
 
@@ -69,27 +70,36 @@ type link struct {
 // takes it in its list; any other cancelable parent is watched with
 // context.AfterFunc.
 func New(parent context.Context) *Context {
-	c := &Context{parent: parent}
+	c := new(Context)
+	c.Init(parent)
+	return c
+}
+
+// Init readies a zero Context, held in a larger struct to save its
+// allocation, as New does. It is called once, before the Context is used,
+// and the Context is not copied after.
+func (c *Context) Init(parent context.Context) {
+	c.parent = parent
 	c.links = c.linkBuf[:0]
 	if p, ok := parent.(*Context); ok {
 		c.linkTo(p)
-		return c
+		return
 	}
 	done := parent.Done()
 	if done == nil {
-		return c // never canceled
+		return // never canceled
 	}
 	// A Context further up counts only if nothing between it and parent
 	// changes when parent is done (a context.WithCancel, say): then
 	// parent's Done is that Context's.
 	if p, ok := parent.Value(&ctxKey).(*Context); ok && p.Done() == done {
 		c.linkTo(p)
-		return c
+		return
 	}
 	select {
 	case <-done:
 		c.cancel(parent.Err(), context.Cause(parent), false)
-		return c
+		return
 	default:
 	}
 	c.mu.Lock()
@@ -97,7 +107,6 @@ func New(parent context.Context) *Context {
 		c.cancel(parent.Err(), context.Cause(parent), false)
 	})
 	c.mu.Unlock()
-	return c
 }
 
 // linkTo puts c in p's list, or cancels c at once if p is canceled.
@@ -258,12 +267,32 @@ func (c *Context) Cause() error {
 	return c.cause
 }
 
-// Value is the parent's value for key.
+// Value is the value SetValue gave c for key, else the parent's.
 func (c *Context) Value(key any) any {
-	if key == &ctxKey {
+	switch {
+	case key == &ctxKey:
 		return c
+	case c.key != nil && key == c.key:
+		return c.val
 	}
 	return c.parent.Value(key)
+}
+
+// SetValue gives c one value of its own, as context.WithValue would give
+// a child: a request's first handler attaches what it knows of the
+// request this way and saves the copy of the http.Request that
+// WithContext makes. It reports false, changing nothing, when c has a
+// value already. key follows context.WithValue's rules.
+//
+// A context is otherwise immutable, so SetValue must happen before c is
+// shared: before any other goroutine may read its values, and before
+// any Value call that must not see the value.
+func (c *Context) SetValue(key, val any) bool {
+	if key == nil || c.key != nil {
+		return false
+	}
+	c.key, c.val = key, val
+	return true
 }
 
 // String names c for debugging, as the context package's contexts do.

@@ -63,6 +63,39 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+func TestSetValue(t *testing.T) {
+	type other struct{}
+	p := New(context.WithValue(context.Background(), other{}, "parent's"))
+	if !p.SetValue(key{}, "own") || p.SetValue(other{}, "second") || p.SetValue(nil, 1) {
+		t.Fatal("SetValue: want true once, then false")
+	}
+	if p.Value(key{}) != "own" || p.Value(other{}) != "parent's" {
+		t.Fatalf("Value = %v, %v; want own, then the parent's", p.Value(key{}), p.Value(other{}))
+	}
+	// Children see it, and a child's own value hides it.
+	c := New(p)
+	if c.Value(key{}) != "own" {
+		t.Fatal("child does not see its parent's value")
+	}
+	c.SetValue(key{}, "child's")
+	if c.Value(key{}) != "child's" || p.Value(key{}) != "own" {
+		t.Fatal("a child's value leaked into its parent or was hidden")
+	}
+	// A value never hides the nearest-Context lookup.
+	var embedded struct {
+		n int
+		Context
+	}
+	embedded.Init(p)
+	if embedded.Value(&ctxKey) != &embedded.Context || embedded.up != p {
+		t.Fatal("an embedded Context is not linked to its parent")
+	}
+	p.Cancel(nil)
+	if !canceled(&embedded.Context) {
+		t.Fatal("embedded Context not canceled with its parent")
+	}
+}
+
 func TestChildren(t *testing.T) {
 	cases := map[string]func(p *Context) context.Context{
 		"direct":     func(p *Context) context.Context { return p },

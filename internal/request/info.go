@@ -8,8 +8,11 @@ package request
 
 import (
 	"context"
+	"net/http"
 	"net/netip"
 	"time"
+
+	"torii/internal/reqctx"
 )
 
 // Info is the per-request record.
@@ -72,6 +75,17 @@ type ctxKey struct{}
 // NewContext returns ctx carrying info.
 func NewContext(ctx context.Context, info *Info) context.Context {
 	return context.WithValue(ctx, ctxKey{}, info)
+}
+
+// Attach returns r with info in its context: in place, when r's context
+// is the server's own request context (reqctx) and has no value yet,
+// else in a copy of r, as r.WithContext(NewContext(r.Context(), info)).
+// Only the request's first handler may call it, before r is shared.
+func Attach(r *http.Request, info *Info) *http.Request {
+	if c, ok := r.Context().(*reqctx.Context); ok && c.SetValue(ctxKey{}, info) {
+		return r
+	}
+	return r.WithContext(NewContext(r.Context(), info))
 }
 
 // FromContext returns the Info in ctx, or nil.
