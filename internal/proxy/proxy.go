@@ -103,8 +103,6 @@ type Handler struct {
 	live          *Weights         // nil: static pools and cumWeights
 	all           []*upstream.Pool // with live: every backend, candidates first
 	perm          []int            // with live: all[k] is Options.Backends[perm[k]]
-	timeout       time.Duration
-	tryTimeout    time.Duration
 	attempts      int
 	retryOn       RetryOn
 	retryStatuses []int
@@ -112,15 +110,15 @@ type Handler struct {
 	reqOps        headerOps
 	resOps        headerOps
 	log           *slog.Logger
-	tunnels       *Tunnels // nil: untracked
+	tunnels       *Tunnels  // nil: untracked
+	deadlines     *timeouts // Options.Timeout's; nil without one
+	tryDeadlines  *timeouts // Options.TryTimeout's; nil without one
 }
 
 // New checks o and builds its Handler. It has no side effects.
 func New(o Options) (*Handler, error) {
 	h := &Handler{
 		route:         o.Route,
-		timeout:       o.Timeout,
-		tryTimeout:    o.TryTimeout,
 		attempts:      o.Attempts,
 		retryOn:       o.RetryOn,
 		retryStatuses: slices.Clone(o.RetryStatuses),
@@ -202,6 +200,8 @@ func New(o Options) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.deadlines = newTimeouts(o.Timeout, ErrTimeout)
+	h.tryDeadlines = newTimeouts(o.TryTimeout, ErrTryTimeout)
 	return h, nil
 }
 
@@ -366,9 +366,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer ctx.Cancel(nil)
 	x.ctx = ctx
 	x.tried = x.triedBuf[:0]
-	if h.timeout > 0 {
-		x.deadline = time.AfterFunc(h.timeout, func() { ctx.Cancel(ErrTimeout) })
-		defer x.deadline.Stop()
+	if h.deadlines != nil {
+		h.deadlines.start(&x.deadline, ctx)
+		defer x.deadline.stop()
 	}
 
 	res, err := x.forward()
@@ -379,7 +379,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer res.Body.Close()
 	// The response is chosen: from here the route timeout no longer
 	// applies, so a long stream lives on.
-	if x.deadline != nil && !x.deadline.Stop() {
+	if h.deadlines != nil && !x.deadline.stop() {
 		x.end(upstream.GatewayError)
 		fail(w, r, info, x.wrap(ErrTimeout))
 		return
@@ -399,7 +399,7 @@ type exchange struct {
 	info     *request.Info
 	pool     *upstream.Pool
 	ctx      *reqctx.Context // r's context, canceled with ErrTimeout by deadline
-	deadline *time.Timer     // the route timeout; nil without one
+	deadline timeout         // the route timeout's entry, with one
 	body     body
 	grpc     bool        // the request is gRPC (application/grpc*)
 	upgrade  string      // the protocols the client asks to switch to; "" : none
@@ -417,7 +417,8 @@ type try struct {
 	ep    *upstream.Endpoint
 	retry bool            // admitted by AllowRetry, so RetryDone is owed
 	ctx   *reqctx.Context // the exchange's, or its own with a try timeout
-	timer *time.Timer     // the try timeout; nil without one
+	timed bool            // with a try timeout: ctx is the try's own
+	timer timeout         // the try timeout's entry, when timed
 }
 
 // wrap prefixes err with the open try's upstream and endpoint.
@@ -474,18 +475,18 @@ func (x *exchange) begin(ep *upstream.Endpoint, retry bool) {
 	x.info.Endpoint = ep.Addr()
 	ep.Begin()
 	x.try = try{ep: ep, retry: retry, ctx: x.ctx}
-	if x.h.tryTimeout > 0 {
+	if x.h.tryDeadlines != nil {
 		ctx := reqctx.New(x.ctx)
-		x.try.ctx = ctx
-		x.try.timer = time.AfterFunc(x.h.tryTimeout, func() { ctx.Cancel(ErrTryTimeout) })
+		x.try.ctx, x.try.timed = ctx, true
+		x.h.tryDeadlines.start(&x.try.timer, ctx)
 	}
 }
 
 // end closes the open try, counting o against its endpoint.
 func (x *exchange) end(o upstream.Outcome) {
 	t := &x.try
-	if t.timer != nil { // the try has its own context
-		t.timer.Stop()
+	if t.timed {
+		t.timer.stop()
 		t.ctx.Cancel(nil)
 	}
 	t.ep.End(o)
@@ -554,7 +555,7 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 		out.Trailer = nil
 	}
 	res, err := x.pool.Transport().RoundTrip(out)
-	if err == nil && x.try.timer != nil && !x.try.timer.Stop() {
+	if err == nil && x.try.timed && !x.try.timer.stop() {
 		// The try timed out as the head arrived: its body is cut anyway.
 		res.Body.Close()
 		return nil, x.try.ctx.Cause()
