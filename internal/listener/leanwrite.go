@@ -398,11 +398,21 @@ func writeFields(bw *bufio.Writer, h http.Header, final bool) {
 }
 
 func writeFieldValue(bw *bufio.Writer, v string) {
-	v = strings.Trim(v, " \t")
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
 	}
-	bw.WriteString(v)
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	from := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			bw.WriteString(v[from:i])
+			bw.WriteByte(' ')
+			from = i + 1
+		}
+	}
+	bw.WriteString(v[from:])
 }
 
 // writeStatusLine writes "HTTP/1.x code reason".
