@@ -3,6 +3,7 @@ package listener
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -249,5 +250,33 @@ func TestLeanHijackKeepsPipelinedBytes(t *testing.T) {
 	line, _ := br.ReadString('\n')
 	if line != "echo ping\n" {
 		t.Fatalf("got %q from the tunnel, want %q", line, "echo ping\n")
+	}
+}
+
+// TestLeanHeaderMapReused: a connection's next response starts from an
+// empty header map, though the map is the last response's, cleared.
+func TestLeanHeaderMapReused(t *testing.T) {
+	var maps []http.Header
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(w.Header()) != 0 {
+			t.Errorf("request %s: header starts with %v", r.URL.Path, w.Header())
+		}
+		maps = append(maps, w.Header())
+		if r.URL.Path == "/first" {
+			w.Header().Set("X-First", "1")
+		}
+		io.WriteString(w, r.URL.Path)
+	})
+	ts := startServer(t, h, Options{})
+	c, br := dialRaw(t, ts.addr)
+	io.WriteString(c, "GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+	first, _ := leanResponse(t, br, "GET")
+	second, body := leanResponse(t, br, "GET")
+	if first.Header.Get("X-First") != "1" || second.Header.Get("X-First") != "" || body != "/second" {
+		t.Fatalf("X-First: first %q, second %q (body %q); want 1, then none",
+			first.Header.Get("X-First"), second.Header.Get("X-First"), body)
+	}
+	if len(maps) != 2 || fmt.Sprintf("%p", maps[0]) != fmt.Sprintf("%p", maps[1]) {
+		t.Error("the second response did not reuse the first one's header map")
 	}
 }

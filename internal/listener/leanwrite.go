@@ -53,7 +53,11 @@ type leanWriter struct {
 
 func (w *leanWriter) init(c *leanConn, x *leanExchange) {
 	w.c, w.x = c, x
-	w.header = make(http.Header, 8)
+	if w.header = c.header; w.header != nil {
+		c.header = nil
+	} else {
+		w.header = make(http.Header, 8)
+	}
 	w.cl = -1
 	w.closeAfter = x.req.Close
 }

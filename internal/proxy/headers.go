@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"torii/internal/config"
 	"torii/internal/request"
@@ -66,6 +67,9 @@ func hasToken(values []string, token string) bool {
 // X-Forwarded-For" can neither strip them nor the chain they extend.
 // upgrade, when not "", is the protocol list of an upgrade request (see
 // upgradeProtocols), sent on with "Connection: Upgrade".
+//
+// The map comes from headerPool when one is there; recycleHeader gives it
+// back once nothing can read it.
 func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect bool, upgrade string) http.Header {
 	out, spare := cloneHeader(r.Header)
 	RemoveHopByHop(out)
@@ -85,7 +89,7 @@ func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect
 		// The body is already read: there is nothing to wait for.
 		delete(out, "Expect")
 	}
-	setForwarded(out, r, info, spare)
+	setForwarded(out, r, info, &spare)
 	h.reqOps.apply(out)
 	return out
 }
@@ -97,13 +101,16 @@ const forwardedFields = 4
 // returns with it a values slice for them to share: one allocation for
 // the map and one for all values, where setting each field would add one
 // and grow the map.
-func cloneHeader(h http.Header) (http.Header, *values) {
+func cloneHeader(h http.Header) (http.Header, values) {
 	nv := 0
 	for _, vv := range h {
 		nv += len(vv)
 	}
 	sv := make([]string, nv, nv+forwardedFields)
-	out := make(http.Header, len(h)+forwardedFields)
+	out, _ := headerPool.Get().(http.Header)
+	if out == nil {
+		out = make(http.Header, len(h)+forwardedFields)
+	}
 	for k, vv := range h {
 		if vv == nil {
 			out[k] = nil
@@ -113,7 +120,24 @@ func cloneHeader(h http.Header) (http.Header, *values) {
 		out[k] = sv[:n:n]
 		sv = sv[n:]
 	}
-	return out, &values{spare: sv[len(sv):cap(sv)]}
+	return out, values{spare: sv[len(sv):cap(sv)]}
+}
+
+// headerPool holds cleared header maps for outgoingHeader.
+var headerPool sync.Pool
+
+// maxPooledFields is the most fields a header map may have held to go
+// back to headerPool; a larger map is left to the garbage collector.
+const maxPooledFields = 32
+
+// recycleHeader clears h and gives it to headerPool. Only a header no
+// transport or goroutine can read any more may go back.
+func recycleHeader(h http.Header) {
+	if len(h) > maxPooledFields {
+		return
+	}
+	clear(h)
+	headerPool.Put(h)
 }
 
 // values hands out one-element value slices from a shared backing array.

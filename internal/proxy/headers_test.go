@@ -287,3 +287,36 @@ func TestAddrString(t *testing.T) {
 		t.Errorf("addrString of the peer's own IPv4 address allocates %v times, want 0", n)
 	}
 }
+
+// TestRecycledHeaderMaps: the header maps sent upstream go back to a pool
+// after each request; a later request must see none of an earlier one's
+// fields.
+func TestRecycledHeaderMaps(t *testing.T) {
+	got := make(chan http.Header, 1)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() })
+	h := newHandler(t, newPool(t, "app", nil, o.addr()), Options{})
+	for i, fields := range []map[string]string{
+		{"X-First": "1", "X-Shared": "a"},
+		{"X-Shared": "b"},
+		{},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		for k, v := range fields {
+			r.Header.Set(k, v)
+		}
+		rec, _ := serve(h, r)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, rec.Code)
+		}
+		up := <-got
+		if i > 0 && up.Get("X-First") != "" {
+			t.Errorf("request %d: upstream got X-First from an earlier request", i)
+		}
+		if want := fields["X-Shared"]; up.Get("X-Shared") != want {
+			t.Errorf("request %d: X-Shared %q, want %q", i, up.Get("X-Shared"), want)
+		}
+		if up.Get("X-Forwarded-For") == "" {
+			t.Errorf("request %d: no X-Forwarded-For", i)
+		}
+	}
+}

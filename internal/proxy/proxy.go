@@ -361,6 +361,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upgrade: upgrade,
 		header:  h.outgoingHeader(r, info, b.none || b.buffered, upgrade),
 	}
+	if pool.Protocol() == upstream.ProtocolHTTP1 && upgrade == "" {
+		// torii's HTTP/1.1 transport has written the head by the time
+		// it returns and never reads it after; the HTTP/2 one may.
+		defer recycleHeader(x.header)
+	}
 	ctx := &x.ctxBuf
 	ctx.Init(r.Context())
 	defer ctx.Cancel(nil)
