@@ -42,7 +42,7 @@ var closedchan = func() chan struct{} {
 // with Cancel. It is safe for concurrent use.
 type Context struct {
 	parent   context.Context
-	key, val any // the Context's own value (SetValue); nil key: none
+	key, val any          // the Context's own value (SetValue); nil key: none
 	canceled atomic.Bool  // err and cause are set
 	done     atomic.Value // chan struct{}, made when first asked for
 
