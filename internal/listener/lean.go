@@ -520,20 +520,16 @@ func (s *leanServer) logf(format string, args ...any) {
 // means the request is refused (answer it), n == 0 that the connection
 // closes quietly (EOF, timeout, shutdown).
 func (c *leanConn) readHead(first bool) (head, int, error) {
-	idle := true
+	// timed: the head's deadline is set (the first head's was set when
+	// the connection was accepted).
+	idle, timed := true, first
 	for {
 		if c.w > c.r {
 			if idle {
-				// The first byte of a request: the connection is busy,
-				// and the rest of the head is due within
-				// ReadHeaderTimeout.
+				// The first byte of a request: the connection is busy.
 				idle = false
 				if !c.state.CompareAndSwap(connIdle, connActive) {
 					return head{}, 0, http.ErrServerClosed
-				}
-				if d := c.s.srv.ReadHeaderTimeout; !first && d > 0 {
-					c.rwc.SetReadDeadline(time.Now().Add(d))
-					c.headDeadline = time.Time{}
 				}
 			}
 			h, n, err := checkHead(c.buf[c.r:c.w], c.s.headLimit)
@@ -557,6 +553,17 @@ func (c *leanConn) readHead(first bool) (head, int, error) {
 				if c.w-c.r-n > maxChunkLine {
 					return head{}, -1, errChunkSize
 				}
+			}
+		}
+		if !idle && !timed {
+			// Part of a head is here: the rest is due within
+			// ReadHeaderTimeout. A head that arrives whole, as nearly
+			// all do, never needs this deadline (a timer update saved
+			// per request); its connection keeps the idle one.
+			timed = true
+			if d := c.s.srv.ReadHeaderTimeout; d > 0 {
+				c.rwc.SetReadDeadline(time.Now().Add(d))
+				c.headDeadline = time.Time{}
 			}
 		}
 		// A head cut short by EOF or the header timeout closes the

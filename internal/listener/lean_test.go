@@ -195,8 +195,9 @@ func TestLeanShutdownClosesIdle(t *testing.T) {
 	}
 }
 
-// TestLeanTimeouts: a head that dribbles past ReadHeaderTimeout and a
-// connection idle past IdleTimeout are closed.
+// TestLeanTimeouts: a head that dribbles past ReadHeaderTimeout, first
+// or on a kept-alive connection, and a connection idle past IdleTimeout
+// are closed.
 func TestLeanTimeouts(t *testing.T) {
 	ts := startServer(t, echo, Options{}, func(s *http.Server) {
 		s.ReadHeaderTimeout = 200 * time.Millisecond
@@ -221,6 +222,24 @@ func TestLeanTimeouts(t *testing.T) {
 	}
 	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
 		t.Errorf("an idle connection closed after %v, want about 300ms", d)
+	}
+
+	// A kept-alive connection's next head, once begun, is due within
+	// ReadHeaderTimeout, not the (longer) idle timeout.
+	ts = startServer(t, echo, Options{}, func(s *http.Server) {
+		s.ReadHeaderTimeout = 200 * time.Millisecond
+		s.IdleTimeout = 20 * time.Second
+	})
+	c, br = dialRaw(t, ts.addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	leanResponse(t, br, "GET")
+	io.WriteString(c, "GET / HTTP/1.1\r\n")
+	start = time.Now()
+	if _, err := io.ReadAll(br); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a second partial head held the connection %v, want about 200ms", d)
 	}
 }
 

@@ -269,6 +269,8 @@ type h1Conn struct {
 	hr     headReader
 	idleAt time.Time   // when it last went idle
 	timer  *time.Timer // closes it after idleTimeout idle; nil before first idle
+	// timerSet: timer will fire (guarded by t.mu).
+	timerSet bool
 
 	// Per request, used by the request's goroutine.
 	ctx      context.Context
@@ -626,7 +628,11 @@ func (c *h1Conn) put() {
 	}
 	h.idle = append(h.idle, c)
 	t.wakeLocked(h)
-	if t.idleTimeout > 0 {
+	// A timer still set from an earlier idle spell is left alone: when
+	// it fires, expire sets it again for what is left of this one. A
+	// busy connection so costs no timer update per request.
+	if t.idleTimeout > 0 && !c.timerSet {
+		c.timerSet = true
 		if c.timer == nil {
 			c.timer = time.AfterFunc(t.idleTimeout, c.expire)
 		} else {
@@ -635,7 +641,8 @@ func (c *h1Conn) put() {
 	}
 }
 
-// expire closes c if it is still idle and has been for idleTimeout.
+// expire closes c if it is still idle and has been for idleTimeout, and
+// sets the timer again when it has been idle for less.
 func (c *h1Conn) expire() {
 	t := c.t
 	t.mu.Lock()
@@ -647,7 +654,13 @@ func (c *h1Conn) expire() {
 			break
 		}
 	}
-	if i < 0 || time.Since(c.idleAt) < t.idleTimeout {
+	if i < 0 {
+		c.timerSet = false // in use; put sets it again
+		t.mu.Unlock()
+		return
+	}
+	if left := t.idleTimeout - time.Since(c.idleAt); left > 0 {
+		c.timer.Reset(left)
 		t.mu.Unlock()
 		return
 	}

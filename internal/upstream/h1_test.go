@@ -198,6 +198,61 @@ func TestH1KeepAlive(t *testing.T) {
 	}
 }
 
+// TestH1IdleTimeout: a connection idle for idleTimeout is closed, and
+// one used again before that lives a whole idleTimeout from its last use,
+// though its timer was set at its first.
+func TestH1IdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	o := newRawOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false)
+	tr := newH1Transport(transportKey{
+		connectTimeout:     time.Second,
+		maxIdlePerEndpoint: 4,
+		idleTimeout:        idle,
+		protocol:           ProtocolHTTP1,
+	}, nil)
+	defer tr.CloseIdleConnections()
+	idleConns := func() int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		n := 0
+		for _, h := range tr.hosts {
+			n += len(h.idle)
+		}
+		return n
+	}
+	get := func() {
+		t.Helper()
+		if _, body, err := h1Get(t, tr, "GET", o.addr()); err != nil || body != "ok" {
+			t.Fatalf("got %q, %v; want ok", body, err)
+		}
+	}
+	get()
+	time.Sleep(idle * 2 / 3)
+	get() // reused; idle again from now
+	used := time.Now()
+	time.Sleep(idle / 2) // past the first idle spell's end
+	if idleConns() != 1 && time.Since(used) < idle {
+		t.Fatal("a connection reused within its idle timeout was closed at the first spell's end")
+	}
+	if got := o.conns.Load(); got != 1 {
+		t.Fatalf("%d connections, want 1 reused", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for idleConns() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an idle connection outlived its idle timeout")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Since(used); d < idle {
+		t.Fatalf("closed after %v idle, before its %v timeout", d, idle)
+	}
+	get()
+	if got := o.conns.Load(); got != 2 {
+		t.Fatalf("%d connections after the idle one closed, want 2", got)
+	}
+}
+
 // TestH1StaleConnectionRetried: a GET on a kept-alive connection the
 // upstream has since closed is sent again on a new one.
 func TestH1StaleConnectionRetried(t *testing.T) {
