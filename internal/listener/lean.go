@@ -43,9 +43,13 @@ import (
 // grows its connection's read buffer up to the head limit.
 const leanBufSize = 4096
 
-// watchDelay is how long a handler runs before the server starts
-// watching its connection for the client going away. Shorter handlers
-// (nearly all) never pay for the watch.
+// watchDelay is how long a handler runs, at least, before the server
+// starts watching its connection for the client going away: between one
+// and two watchDelays. Shorter handlers (nearly all) never pay for the
+// watch, nor for a timer update: the connection's timer is left running
+// from request to request and ticks every watchDelay while requests
+// keep coming, so a busy connection costs one timer update per tick
+// rather than two per request.
 const watchDelay = 50 * time.Millisecond
 
 // maxDrain is how much of a request body the handler left unread is read
@@ -253,6 +257,9 @@ type leanConn struct {
 	// The watch for a client that goes away while a handler runs.
 	watchMu   sync.Mutex
 	watchT    *time.Timer
+	timerSet  bool   // watchT will fire
+	armSeq    uint64 // counts arms: which request the watch is for
+	seenSeq   uint64 // armSeq at the watch timer's last tick
 	inHandler bool
 	armed     bool
 	watching  bool
@@ -429,6 +436,12 @@ func (c *leanConn) headTimeout(first bool) time.Duration {
 // finish closes the connection and gives back its buffers.
 func (c *leanConn) finish() {
 	c.rwc.Close()
+	c.watchMu.Lock()
+	if c.watchT != nil {
+		c.watchT.Stop()
+		c.timerSet = false
+	}
+	c.watchMu.Unlock()
 	c.releaseBuffers()
 	s := c.s
 	s.mu.Lock()
@@ -612,12 +625,18 @@ func (c *leanConn) arm() {
 		c.watchMu.Unlock()
 		return
 	}
-	if c.watchT == nil {
-		c.watchT = time.AfterFunc(watchDelay, c.watch)
-	} else {
-		c.watchT.Reset(watchDelay)
-	}
 	c.armed = true
+	c.armSeq++
+	if !c.timerSet {
+		// From rest: this request is watched at the first tick.
+		c.timerSet = true
+		c.seenSeq = c.armSeq
+		if c.watchT == nil {
+			c.watchT = time.AfterFunc(watchDelay, c.watch)
+		} else {
+			c.watchT.Reset(watchDelay)
+		}
+	}
 	c.watchMu.Unlock()
 }
 
@@ -628,9 +647,19 @@ func (c *leanConn) arm() {
 func (c *leanConn) watch() {
 	c.watchMu.Lock()
 	if !c.armed || c.watching {
+		c.timerSet = false // no handler to watch: rest until the next arm
 		c.watchMu.Unlock()
 		return
 	}
+	if c.armSeq != c.seenSeq {
+		// This handler began after the last tick: look again at the
+		// next.
+		c.seenSeq = c.armSeq
+		c.watchT.Reset(watchDelay)
+		c.watchMu.Unlock()
+		return
+	}
+	c.timerSet = false
 	c.watching = true
 	c.headDeadline = time.Time{}
 	c.watchDone = make(chan struct{})
@@ -657,8 +686,7 @@ func (c *leanConn) disarm() {
 		c.watchMu.Unlock()
 		return
 	}
-	c.armed = false
-	c.watchT.Stop()
+	c.armed = false // the timer runs on: watch finds nothing armed
 	watching := c.watching
 	c.watching = false
 	c.watchMu.Unlock()

@@ -76,6 +76,37 @@ func TestLeanClientGone(t *testing.T) {
 	t.Logf("the context ended %v after the client closed", time.Since(closed))
 }
 
+// TestLeanClientGoneKeptAlive: the watch timer, left running by quick
+// requests on a kept-alive connection, still watches the slow one that
+// follows them, within two watchDelays.
+func TestLeanClientGoneKeptAlive(t *testing.T) {
+	ended := make(chan bool, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			ended <- true
+		case <-time.After(5 * time.Second):
+			ended <- false
+		}
+	})
+	ts := startServer(t, h, Options{})
+	c, br := dialRaw(t, ts.addr)
+	for range 3 {
+		io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+		leanResponse(t, br, "GET")
+		time.Sleep(watchDelay / 3) // the timer ticks between requests
+	}
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(3 * watchDelay)
+	c.Close()
+	if !<-ended {
+		t.Fatal("the slow request's context did not end after the client left")
+	}
+}
+
 // TestLeanClientGoneAfterBody: the watch starts once the handler has read
 // the body.
 func TestLeanClientGoneAfterBody(t *testing.T) {
