@@ -426,8 +426,11 @@ func writeStatusLine(bw *bufio.Writer, minor, code int) {
 	} else {
 		bw.WriteString("HTTP/1.1 ")
 	}
-	var b [3]byte
-	bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	// Three digits (WriteHeader takes 100-999), one byte at a time: a
+	// slice of a local array would escape into bufio.Writer.Write.
+	bw.WriteByte(byte('0' + code/100))
+	bw.WriteByte(byte('0' + code/10%10))
+	bw.WriteByte(byte('0' + code%10))
 	bw.WriteByte(' ')
 	bw.WriteString(http.StatusText(code))
 	bw.WriteString("\r\n")

@@ -70,8 +70,10 @@ func hasToken(values []string, token string) bool {
 //
 // The map comes from headerPool when one is there; recycleHeader gives it
 // back once nothing can read it.
-func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect bool, upgrade string) http.Header {
-	out, spare := cloneHeader(r.Header)
+//
+// buf, when it has room, holds the copied values, to save an allocation.
+func (h *Handler) outgoingHeader(r *http.Request, info *request.Info, dropExpect bool, upgrade string, buf []string) http.Header {
+	out, spare := cloneHeader(r.Header, buf)
 	RemoveHopByHop(out)
 	if upgrade != "" {
 		// RFC 9110 §7.8: Upgrade is hop-by-hop, so the request asks this
@@ -99,14 +101,19 @@ const forwardedFields = 4
 
 // cloneHeader copies h into a map with room for torii's fields, and
 // returns with it a values slice for them to share: one allocation for
-// the map and one for all values, where setting each field would add one
-// and grow the map.
-func cloneHeader(h http.Header) (http.Header, values) {
+// the map and one for all values (none when they fit in buf), where
+// setting each field would add one and grow the map.
+func cloneHeader(h http.Header, buf []string) (http.Header, values) {
 	nv := 0
 	for _, vv := range h {
 		nv += len(vv)
 	}
-	sv := make([]string, nv, nv+forwardedFields)
+	var sv []string
+	if n := nv + forwardedFields; n <= cap(buf) {
+		sv = buf[:nv:n]
+	} else {
+		sv = make([]string, nv, n)
+	}
 	out, _ := headerPool.Get().(http.Header)
 	if out == nil {
 		out = make(http.Header, len(h)+forwardedFields)

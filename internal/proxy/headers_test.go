@@ -231,7 +231,7 @@ func FuzzOutgoingHeader(f *testing.F) {
 		}
 		info := &request.Info{ID: "id-1", Scheme: "http", ClientIP: netip.MustParseAddr("192.0.2.10")}
 		up := upgradeProtocols(r)
-		out := h.outgoingHeader(r, info, false, up)
+		out := h.outgoingHeader(r, info, false, up, nil)
 		for _, hop := range hopHeaders {
 			if up != "" && (hop == "Connection" || hop == "Upgrade") {
 				// An upgrade request keeps exactly these two (RFC 9110 §7.8).

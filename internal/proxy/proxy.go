@@ -359,8 +359,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body:    b,
 		grpc:    grpc,
 		upgrade: upgrade,
-		header:  h.outgoingHeader(r, info, b.none || b.buffered, upgrade),
 	}
+	x.header = h.outgoingHeader(r, info, b.none || b.buffered, upgrade, x.valBuf[:0])
 	if pool.Protocol() == upstream.ProtocolHTTP1 && upgrade == "" {
 		// torii's HTTP/1.1 transport has written the head by the time
 		// it returns and never reads it after; the HTTP/2 one may.
@@ -415,6 +415,7 @@ type exchange struct {
 	try      try            // the open try
 	url      url.URL        // the first try's request URL, here to save an allocation
 	ctxBuf   reqctx.Context // ctx, here to save an allocation
+	valBuf   [12]string     // header's values, when they fit
 }
 
 // try is one attempt on one endpoint.

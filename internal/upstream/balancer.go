@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"torii/internal/config"
 )
@@ -37,15 +38,22 @@ type pickArgs struct {
 	req      *http.Request
 	clientIP netip.Addr
 	tried    []*Endpoint
-	now      int64 // Unix nanoseconds
+	clock    func() time.Time
+	now      int64 // clock's Unix nanoseconds; 0: not read yet
 	checked  bool  // the pool runs active checks, so their verdict counts
 }
 
 // usable reports whether e may take this request: not ejected, healthy
 // (when checks run) and not already tried.
 func (a *pickArgs) usable(e *Endpoint) bool {
-	if e.st.ejected(a.now) {
-		return false
+	if until := e.st.ejectedUntil.Load(); until != 0 {
+		// The clock is read only when some endpoint has been ejected.
+		if a.now == 0 {
+			a.now = a.clock().UnixNano()
+		}
+		if until > a.now {
+			return false
+		}
 	}
 	if a.checked && !e.st.healthy.Load() {
 		return false

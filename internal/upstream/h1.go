@@ -356,11 +356,14 @@ func (c *h1Conn) roundTrip(ctx context.Context, req *http.Request, body io.ReadC
 		// before a request head (listener.yieldMaxProcs).
 		runtime.Gosched()
 	}
+	x := new(h1Response)
+	c.hr.arr = x.vals[:]
 	rh, err := c.readHead(ctx, req.Method)
+	c.hr.arr = nil
 	if err != nil {
 		return nil, true, err
 	}
-	return c.response(req, &rh), true, nil
+	return c.response(req, &rh, x), true, nil
 }
 
 // writeBufPool holds the buffers request heads are built in.
@@ -506,9 +509,8 @@ func (c *h1Conn) readHead(ctx context.Context, method string) (rh responseHead, 
 	}
 }
 
-// response builds the http.Response for rh, its body reading from c.
-func (c *h1Conn) response(req *http.Request, rh *responseHead) *http.Response {
-	x := new(h1Response)
+// response builds the http.Response for rh in x, its body reading from c.
+func (c *h1Conn) response(req *http.Request, rh *responseHead, x *h1Response) *http.Response {
 	res, b := &x.res, &x.body
 	*res = http.Response{
 		Status:        statusText(rh.status, rh.reason),
@@ -700,11 +702,13 @@ func (c *h1Conn) closeLocked() {
 
 // h1Body is a response body read from its connection. At its end the
 // connection goes back to the pool; closed early, the connection closes.
-// h1Response is a response with its body's readers: one allocation.
+// h1Response is a response with its body's reader and its header's
+// value slices: one allocation.
 type h1Response struct {
 	res    http.Response
 	body   h1Body
 	length lengthReader
+	vals   [12]string // the header's value slices, when they fit
 }
 
 type h1Body struct {

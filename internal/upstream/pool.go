@@ -360,7 +360,7 @@ func (p *Pool) Pick(req *http.Request, clientIP netip.Addr, tried []*Endpoint) (
 		req:      req,
 		clientIP: clientIP,
 		tried:    tried,
-		now:      p.reg.now().UnixNano(),
+		clock:    p.reg.now,
 		checked:  p.s.health != nil,
 	}
 	if e := p.bal.pick(p.set.Load(), a); e != nil {
