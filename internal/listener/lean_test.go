@@ -76,6 +76,16 @@ func TestLeanClientGone(t *testing.T) {
 	t.Logf("the context ended %v after the client closed", time.Since(closed))
 }
 
+// endsSoon reports whether r's context ends within five seconds.
+func endsSoon(r *http.Request) bool {
+	select {
+	case <-r.Context().Done():
+		return true
+	case <-time.After(5 * time.Second):
+		return false
+	}
+}
+
 // TestLeanClientGoneKeptAlive: the watch timer, left running by quick
 // requests on a kept-alive connection, still watches the slow one that
 // follows them, within two watchDelays.
@@ -85,12 +95,7 @@ func TestLeanClientGoneKeptAlive(t *testing.T) {
 		if r.URL.Path != "/slow" {
 			return
 		}
-		select {
-		case <-r.Context().Done():
-			ended <- true
-		case <-time.After(5 * time.Second):
-			ended <- false
-		}
+		ended <- endsSoon(r)
 	})
 	ts := startServer(t, h, Options{})
 	c, br := dialRaw(t, ts.addr)
@@ -113,12 +118,7 @@ func TestLeanClientGoneAfterBody(t *testing.T) {
 	ended := make(chan bool, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.ReadAll(r.Body)
-		select {
-		case <-r.Context().Done():
-			ended <- true
-		case <-time.After(5 * time.Second):
-			ended <- false
-		}
+		ended <- endsSoon(r)
 	})
 	ts := startServer(t, h, Options{})
 	for _, req := range []string{
