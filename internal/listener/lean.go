@@ -682,19 +682,20 @@ func (c *leanConn) watch() {
 func (c *leanConn) disarm() {
 	c.watchMu.Lock()
 	c.inHandler = false
-	if !c.armed {
-		c.watchMu.Unlock()
-		return
+	watching := c.armed && c.watching
+	c.armed, c.watching = false, false // the timer runs on: watch finds nothing armed
+	if !watching {
+		// The request's context, and through it its exchange, is not
+		// kept while the connection idles.
+		c.reqCtx = nil
 	}
-	c.armed = false // the timer runs on: watch finds nothing armed
-	watching := c.watching
-	c.watching = false
 	c.watchMu.Unlock()
 	if watching {
 		c.rwc.SetReadDeadline(aLongTimeAgo)
 		<-c.watchDone
 		c.rwc.SetReadDeadline(time.Time{})
 		c.headDeadline = time.Time{}
+		c.reqCtx = nil // the watch, its only other reader, is done
 	}
 	if c.peeked {
 		c.peeked = false
