@@ -351,7 +351,7 @@ func (c *leanConn) serve() {
 		if d := srv.WriteTimeout; d > 0 {
 			c.rwc.SetWriteDeadline(time.Now().Add(d))
 		}
-		if !c.serveRequest(x, &x.ctx) {
+		if !c.serveRequest(x) {
 			return
 		}
 	}
@@ -359,7 +359,8 @@ func (c *leanConn) serve() {
 
 // serveRequest runs the handler for one request and completes its
 // response; false means the connection must close.
-func (c *leanConn) serveRequest(x *leanExchange, ctx *reqctx.Context) bool {
+func (c *leanConn) serveRequest(x *leanExchange) bool {
+	ctx := &x.ctx
 	defer ctx.Cancel(nil)
 	req, w := x.req, &x.w
 	c.watchMu.Lock()
