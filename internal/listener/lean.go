@@ -144,8 +144,10 @@ func (s *leanServer) serve() error {
 		}
 		delay = 0
 		if s.max > 0 && s.open.Load() >= s.max {
-			c.Close()
+			// Counted before the close: a client that sees the close can
+			// already read the count.
 			s.metrics.connRejected()
+			c.Close()
 			continue
 		}
 		lc := &leanConn{s: s, rwc: c}

@@ -236,8 +236,10 @@ func (s *server) acceptLoop() {
 		if s.max > 0 && s.open.Load() >= s.max {
 			// Load shedding: closing at once costs less than queueing, and
 			// the client can retry elsewhere.
-			c.Close()
+			// Counted before the close: a client that sees the close can
+			// already read the count.
 			s.metrics.connRejected()
+			c.Close()
 			continue
 		}
 		s.open.Add(1)
