@@ -17,12 +17,14 @@ import (
 // leanExchange is one request on a lean connection: its context, URL,
 // response writer and body reader, in one allocation.
 type leanExchange struct {
-	req  *http.Request
+	req  *http.Request // &reqBuf
 	ctx  reqctx.Context
 	url  url.URL // req.URL, for a target that parses as a plain path
 	w    leanWriter
 	body leanBody
 	vals [16]string // the request header's values, when that is enough
+
+	reqBuf http.Request
 }
 
 var (
@@ -43,7 +45,10 @@ func (c *leanConn) newRequest(h head, n int) (*leanExchange, error) {
 
 	x := &leanExchange{}
 	x.ctx.Init(c.ctx)
-	req := zeroRequest.WithContext(&x.ctx)
+	// WithContext is the one way to set a request's context; its copy
+	// stays on the stack and is copied into the exchange.
+	x.reqBuf = *zeroRequest.WithContext(&x.ctx)
+	req := &x.reqBuf
 	x.req = req
 	req.Method = h.method
 	req.RequestURI = h.target

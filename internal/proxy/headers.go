@@ -6,10 +6,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 
 	"torii/internal/config"
 	"torii/internal/request"
+	"torii/internal/upstream"
 )
 
 // hopHeaders are the fields that describe one connection, not the message
@@ -68,7 +68,7 @@ func hasToken(values []string, token string) bool {
 // upgrade, when not "", is the protocol list of an upgrade request (see
 // upgradeProtocols), sent on with "Connection: Upgrade".
 //
-// The map comes from headerPool when one is there; recycleHeader gives it
+// The map comes from upstream.NewHeader; upstream.RecycleHeader gives it
 // back once nothing can read it.
 //
 // buf, when it has room, holds the copied values, to save an allocation.
@@ -114,10 +114,7 @@ func cloneHeader(h http.Header, buf []string) (http.Header, values) {
 	} else {
 		sv = make([]string, nv, n)
 	}
-	out, _ := headerPool.Get().(http.Header)
-	if out == nil {
-		out = make(http.Header, len(h)+forwardedFields)
-	}
+	out := upstream.NewHeader(len(h) + forwardedFields)
 	for k, vv := range h {
 		if vv == nil {
 			out[k] = nil
@@ -128,23 +125,6 @@ func cloneHeader(h http.Header, buf []string) (http.Header, values) {
 		sv = sv[n:]
 	}
 	return out, values{spare: sv[len(sv):cap(sv)]}
-}
-
-// headerPool holds cleared header maps for outgoingHeader.
-var headerPool sync.Pool
-
-// maxPooledFields is the most fields a header map may have held to go
-// back to headerPool; a larger map is left to the garbage collector.
-const maxPooledFields = 32
-
-// recycleHeader clears h and gives it to headerPool. Only a header no
-// transport or goroutine can read any more may go back.
-func recycleHeader(h http.Header) {
-	if len(h) > maxPooledFields {
-		return
-	}
-	clear(h)
-	headerPool.Put(h)
 }
 
 // values hands out one-element value slices from a shared backing array.

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"torii/internal/config"
@@ -317,6 +319,37 @@ func TestRecycledHeaderMaps(t *testing.T) {
 		}
 		if up.Get("X-Forwarded-For") == "" {
 			t.Errorf("request %d: no X-Forwarded-For", i)
+		}
+	}
+}
+
+// The HTTP/1.1 transport's response header maps are recycled once
+// relayed: an earlier response's fields must neither leak into a later
+// one nor change under the handler that got them.
+func TestRecycledResponseHeaderMaps(t *testing.T) {
+	var n atomic.Int32
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		i := n.Add(1)
+		w.Header().Set("X-Response", strconv.Itoa(int(i)))
+		if i == 1 {
+			w.Header().Set("X-First", "only")
+		}
+	})
+	h := newHandler(t, newPool(t, "app", nil, o.addr()), Options{})
+	var recs []*httptest.ResponseRecorder
+	for i := range 3 {
+		rec, _ := serve(h, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, rec.Code)
+		}
+		recs = append(recs, rec)
+	}
+	for i, rec := range recs {
+		if got, want := rec.Header().Get("X-Response"), strconv.Itoa(i+1); got != want {
+			t.Errorf("response %d: X-Response %q, want %q", i, got, want)
+		}
+		if got := rec.Header().Get("X-First"); (i == 0) != (got == "only") {
+			t.Errorf("response %d: X-First %q", i, got)
 		}
 	}
 }

@@ -364,7 +364,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pool.Protocol() == upstream.ProtocolHTTP1 && upgrade == "" {
 		// torii's HTTP/1.1 transport has written the head by the time
 		// it returns and never reads it after; the HTTP/2 one may.
-		defer recycleHeader(x.header)
+		defer upstream.RecycleHeader(x.header)
 	}
 	ctx := &x.ctxBuf
 	ctx.Init(r.Context())
@@ -394,6 +394,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.relay(w, res)
+	if pool.Protocol() == upstream.ProtocolHTTP1 {
+		// The HTTP/1.1 transport reads no more of the head, and relay
+		// has copied the field values (not the map) into w's header.
+		upstream.RecycleHeader(res.Header)
+	}
 }
 
 // exchange is one request's trip through the upstream: its tries and the
@@ -413,7 +418,8 @@ type exchange struct {
 	tried    []*upstream.Endpoint
 	triedBuf [4]*upstream.Endpoint
 	try      try            // the open try
-	url      url.URL        // the first try's request URL, here to save an allocation
+	out      http.Request   // the first try's request, here to save an allocation
+	url      url.URL        // its URL
 	ctxBuf   reqctx.Context // ctx, here to save an allocation
 	valBuf   [12]string     // header's values, when they fit
 }
@@ -540,13 +546,15 @@ func (x *exchange) roundTrip() (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := x.r.WithContext(x.try.ctx)
-	u := &x.url
+	out, u := &x.out, &x.url
 	if len(x.tried) > 1 {
 		// A failed try's request may still be read by its transport's
-		// goroutines; a retry gets its own URL.
-		u = new(url.URL)
+		// goroutines; a retry gets its own request and URL.
+		out, u = new(http.Request), new(url.URL)
 	}
+	// WithContext is the one way to set a request's context; its copy
+	// stays on the stack.
+	*out = *x.r.WithContext(x.try.ctx)
 	*u = *x.r.URL
 	u.Scheme, u.Host, u.User = x.pool.Scheme(), x.try.ep.Addr(), nil
 	out.URL = u

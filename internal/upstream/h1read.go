@@ -99,7 +99,7 @@ func (h *headReader) read(rh *responseHead) error {
 	if err := parseStatusLine(line, rh); err != nil {
 		return err
 	}
-	rh.header = make(http.Header, 8)
+	rh.header = NewHeader(8) // the proxy recycles it (RecycleHeader)
 	return h.fields(rh.header)
 }
 
