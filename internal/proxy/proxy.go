@@ -351,23 +351,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer pool.Release()
 
-	x := &exchange{
-		h:       h,
-		r:       r,
-		info:    info,
-		pool:    pool,
-		body:    b,
-		grpc:    grpc,
-		upgrade: upgrade,
-	}
+	x := exchanges.Get().(*exchange) // zeroed
+	reuse := false
+	defer func() {
+		if reuse {
+			*x = exchange{}
+			exchanges.Put(x)
+		}
+	}()
+	x.h, x.r, x.info, x.pool = h, r, info, pool
+	x.body, x.grpc, x.upgrade = b, grpc, upgrade
 	x.header = h.outgoingHeader(r, info, b.none || b.buffered, upgrade, x.valBuf[:0])
 	if pool.Protocol() == upstream.ProtocolHTTP1 && upgrade == "" {
 		// torii's HTTP/1.1 transport has written the head by the time
 		// it returns and never reads it after; the HTTP/2 one may.
 		defer upstream.RecycleHeader(x.header)
 	}
-	ctx := &x.ctxBuf
-	ctx.Init(r.Context())
+	// The context is not part of the exchange: a parent or a timer may
+	// still be canceling it as the exchange is reused.
+	ctx := reqctx.New(r.Context())
 	defer ctx.Cancel(nil)
 	x.ctx = ctx
 	x.tried = x.triedBuf[:0]
@@ -394,11 +396,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.relay(w, res)
-	if pool.Protocol() == upstream.ProtocolHTTP1 {
+	if pool.Protocol() == upstream.ProtocolHTTP1 && upgrade == "" {
 		// The HTTP/1.1 transport reads no more of the head, and relay
 		// has copied the field values (not the map) into w's header.
 		upstream.RecycleHeader(res.Header)
+		reuse = x.reusable()
 	}
+}
+
+// exchanges holds zeroed exchanges for reuse. An exchange is about a
+// kilobyte, a third of what a proxied request allocates, and the
+// collector's work grows with the bytes allocated (docs/performance.md).
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+// reusable reports whether nothing can touch x once ServeHTTP returns,
+// so it may go back to exchanges: one try over torii's HTTP/1.1
+// transport, which keeps no part of a request after its response body
+// is closed when there is no request body (a body may still be being
+// written by a goroutine of the transport), and timeout entries stopped
+// (fire unlinks an entry before it cancels, and only touches the
+// context, which is not in the exchange). A retried exchange is left to
+// the garbage collector: the rare case is not worth the reasoning.
+func (x *exchange) reusable() bool {
+	return x.body.none && len(x.tried) == 1 && !x.try.timed && x.deadline.shard == nil && x.try.timer.shard == nil
 }
 
 // exchange is one request's trip through the upstream: its tries and the
@@ -417,11 +437,10 @@ type exchange struct {
 
 	tried    []*upstream.Endpoint
 	triedBuf [4]*upstream.Endpoint
-	try      try            // the open try
-	out      http.Request   // the first try's request, here to save an allocation
-	url      url.URL        // its URL
-	ctxBuf   reqctx.Context // ctx, here to save an allocation
-	valBuf   [12]string     // header's values, when they fit
+	try      try          // the open try
+	out      http.Request // the first try's request, here to save an allocation
+	url      url.URL      // its URL
+	valBuf   [12]string   // header's values, when they fit
 }
 
 // try is one attempt on one endpoint.
