@@ -22,8 +22,6 @@ type leanExchange struct {
 	url  url.URL // req.URL, for a target that parses as a plain path
 	w    leanWriter
 	body leanBody
-	vals [16]string // the request header's values, when that is enough
-
 	reqBuf http.Request
 }
 
@@ -58,10 +56,12 @@ func (c *leanConn) newRequest(h head, n int) (*leanExchange, error) {
 	}
 	req.RemoteAddr = c.remote
 	hdr := make(http.Header, nf)
-	vals := x.vals[:]
-	if nf > len(vals) {
-		vals = make([]string, nf)
-	}
+	// The header's value slices share one array, made for the fields
+	// there are (none for a request with Host alone). The exchange
+	// keeps no array of its own: the bytes a request allocates are what
+	// the garbage collector's work grows with, and a fixed array would
+	// be too large for most clients and too small for browsers.
+	var vals []string
 	var host string
 	var hosts int
 	for i := 0; len(rest) > 2; i++ {
@@ -78,6 +78,9 @@ func (c *leanConn) newRequest(h head, n int) (*leanExchange, error) {
 		if old := hdr[k]; old != nil {
 			hdr[k] = append(old, v)
 			continue
+		}
+		if vals == nil {
+			vals = make([]string, nf)
 		}
 		vals[i] = v
 		hdr[k] = vals[i : i+1 : i+1]
