@@ -619,6 +619,7 @@ func (c *h1Conn) unwatch() bool {
 // full.
 func (c *h1Conn) put() {
 	t := c.t
+	c.ctx = nil // the request's; an idle connection keeps none
 	c.idleAt = time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
