@@ -352,12 +352,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer pool.Release()
 
 	x := exchanges.Get().(*exchange) // zeroed
+	ctx := &x.ctxBuf
 	reuse := false
 	defer func() {
-		if reuse {
+		// Last: everything else that touches x is done.
+		if reuse && ctx.Release() {
 			*x = exchange{}
 			exchanges.Put(x)
+			return
 		}
+		ctx.Cancel(nil)
 	}()
 	x.h, x.r, x.info, x.pool = h, r, info, pool
 	x.body, x.grpc, x.upgrade = b, grpc, upgrade
@@ -367,10 +371,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// it returns and never reads it after; the HTTP/2 one may.
 		defer upstream.RecycleHeader(x.header)
 	}
-	// The context is not part of the exchange: a parent or a timer may
-	// still be canceling it as the exchange is reused.
-	ctx := reqctx.New(r.Context())
-	defer ctx.Cancel(nil)
+	ctx.Init(r.Context())
 	x.ctx = ctx
 	x.tried = x.triedBuf[:0]
 	if h.deadlines != nil {
@@ -414,9 +415,10 @@ var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 // transport, which keeps no part of a request after its response body
 // is closed when there is no request body (a body may still be being
 // written by a goroutine of the transport), and timeout entries stopped
-// (fire unlinks an entry before it cancels, and only touches the
-// context, which is not in the exchange). A retried exchange is left to
-// the garbage collector: the rare case is not worth the reasoning.
+// (fire unlinks an entry before it cancels). Its context must also be
+// quiet (reqctx.Context.Release): no parent or timer still canceling it.
+// A retried exchange is left to the garbage collector: the rare case is
+// not worth the reasoning.
 func (x *exchange) reusable() bool {
 	return x.body.none && len(x.tried) == 1 && !x.try.timed && x.deadline.shard == nil && x.try.timer.shard == nil
 }
@@ -437,10 +439,11 @@ type exchange struct {
 
 	tried    []*upstream.Endpoint
 	triedBuf [4]*upstream.Endpoint
-	try      try          // the open try
-	out      http.Request // the first try's request, here to save an allocation
-	url      url.URL      // its URL
-	valBuf   [12]string   // header's values, when they fit
+	try      try            // the open try
+	out      http.Request   // the first try's request, here to save an allocation
+	url      url.URL        // its URL
+	ctxBuf   reqctx.Context // ctx, here to save an allocation
+	valBuf   [12]string     // header's values, when they fit
 }
 
 // try is one attempt on one endpoint.

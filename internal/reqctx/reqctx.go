@@ -154,17 +154,31 @@ func (c *Context) Cancel(cause error) {
 	c.cancel(context.Canceled, cause, true)
 }
 
+// Release cancels c as Cancel(nil) does, and reports whether c is quiet:
+// whether its memory may be reset (*c = Context{}) and Init again for
+// another request. c is quiet when this call was the first to cancel it
+// (no parent, timer or other caller may still be inside a cancel of c),
+// when it left no child or watch to call (a child may be in the middle of
+// leaving c's list), and when it left its parent's list, or stopped
+// watching a foreign parent, before the parent could cancel it. That c is
+// otherwise unreachable (no goroutine kept it, or its Done channel) is
+// the caller's to know.
+func (c *Context) Release() bool {
+	return c.cancel(context.Canceled, nil, true)
+}
+
 // cancel sets err and cause, closes Done, cancels the children and calls
 // the watches. unlink takes c out of its parent's list; a parent that is
-// canceling its own list does not need that.
-func (c *Context) cancel(err, cause error, unlink bool) {
+// canceling its own list does not need that. It reports whether c is
+// quiet after it (see Release).
+func (c *Context) cancel(err, cause error, unlink bool) (quiet bool) {
 	if cause == nil {
 		cause = err
 	}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.err, c.cause = err, cause
 	c.canceled.Store(true)
@@ -179,6 +193,7 @@ func (c *Context) cancel(err, cause error, unlink bool) {
 	c.up, c.unhook = nil, nil
 	c.mu.Unlock()
 
+	quiet = len(links) == 0
 	for _, l := range links {
 		if l.kid != nil {
 			l.kid.cancel(err, cause, false)
@@ -186,12 +201,13 @@ func (c *Context) cancel(err, cause error, unlink bool) {
 			l.f()
 		}
 	}
-	if up != nil && unlink {
-		up.remove(upID)
+	if up != nil && !(unlink && up.remove(upID)) {
+		quiet = false // the parent is canceling c, or will
 	}
-	if unhook != nil {
-		unhook()
+	if unhook != nil && !unhook() {
+		quiet = false // the foreign parent's watch has started
 	}
+	return quiet
 }
 
 // Watch arranges for f to be called when c is canceled, in the goroutine

@@ -327,3 +327,110 @@ func BenchmarkChainStdlib(b *testing.B) {
 		rc()
 	}
 }
+
+// reuse resets c and readies it under parent, as a pooled holder does
+// after a quiet Release.
+func reuse(c *Context, parent context.Context) {
+	*c = Context{}
+	c.Init(parent)
+}
+
+func TestRelease(t *testing.T) {
+	t.Run("quiet child of a Context", func(t *testing.T) {
+		old := New(context.Background())
+		c := New(old)
+		if !c.Release() {
+			t.Fatal("Release of a child with nothing below it: not quiet")
+		}
+		if c.Err() != context.Canceled {
+			t.Fatalf("Err after Release: %v", c.Err())
+		}
+		reuse(c, context.Background())
+		old.Cancel(nil) // must not reach the reused c
+		if c.Err() != nil {
+			t.Fatalf("the old parent canceled the reused Context: %v", c.Err())
+		}
+	})
+	t.Run("quiet child of a foreign context", func(t *testing.T) {
+		old, cancel := context.WithCancel(context.Background())
+		c := New(old)
+		if !c.Release() {
+			t.Fatal("Release of a foreign parent's child: not quiet")
+		}
+		reuse(c, context.Background())
+		cancel()
+		time.Sleep(10 * time.Millisecond) // an AfterFunc would run now
+		if c.Err() != nil {
+			t.Fatalf("the old parent canceled the reused Context: %v", c.Err())
+		}
+	})
+	t.Run("canceled before", func(t *testing.T) {
+		c := New(context.Background())
+		c.Cancel(nil)
+		if c.Release() {
+			t.Fatal("Release after Cancel: quiet")
+		}
+		p := New(context.Background())
+		c = New(p)
+		p.Cancel(errors.New("gone"))
+		if c.Release() {
+			t.Fatal("Release after the parent canceled: quiet")
+		}
+	})
+	t.Run("watch left", func(t *testing.T) {
+		c := New(context.Background())
+		called := false
+		c.Watch(func() { called = true })
+		if c.Release() {
+			t.Fatal("Release with a watch left: quiet")
+		}
+		if !called {
+			t.Fatal("Release did not call the watch")
+		}
+	})
+	t.Run("child left", func(t *testing.T) {
+		c := New(context.Background())
+		kid := New(c)
+		if c.Release() {
+			t.Fatal("Release with a child left: quiet")
+		}
+		if kid.Err() != context.Canceled {
+			t.Fatalf("child Err after Release: %v", kid.Err())
+		}
+	})
+}
+
+// A parent canceled while its child is released: whenever Release says
+// quiet, the parent's cancel must not reach the reused child.
+func TestReleaseRacesParent(t *testing.T) {
+	var c Context
+	for i := range 2000 {
+		old := New(context.Background())
+		// Siblings ahead of c in old's list widen the window between
+		// old's taking its list and its canceling c.
+		for range 64 {
+			New(old)
+		}
+		reuse(&c, old)
+		kid := New(&c) // canceled and unlinked before Release, as a try's is
+		done := make(chan struct{})
+		go func() {
+			old.Cancel(nil)
+			close(done)
+		}()
+		if i%2 == 0 {
+			time.Sleep(time.Microsecond)
+		}
+		kid.Cancel(nil)
+		quiet := c.Release()
+		if !quiet {
+			<-done
+			continue
+		}
+		reuse(&c, context.Background())
+		<-done
+		if c.Err() != nil {
+			t.Fatalf("round %d: Release said quiet, then the old parent canceled the reused Context", i)
+		}
+	}
+}
