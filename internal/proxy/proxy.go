@@ -356,6 +356,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reuse := false
 	defer func() {
 		// Last: everything else that touches x is done.
+		if reuse {
+			upstream.ReleaseResponse(x.res) // its body is closed
+		}
 		if reuse && ctx.Release() {
 			*x = exchange{}
 			exchanges.Put(x)
@@ -384,6 +387,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, info, err)
 		return
 	}
+	x.res = res
 	defer res.Body.Close()
 	// The response is chosen: from here the route timeout no longer
 	// applies, so a long stream lives on.
@@ -440,6 +444,7 @@ type exchange struct {
 	tried    []*upstream.Endpoint
 	triedBuf [4]*upstream.Endpoint
 	try      try            // the open try
+	res      *http.Response // the response relayed
 	out      http.Request   // the first try's request, here to save an allocation
 	url      url.URL        // its URL
 	ctxBuf   reqctx.Context // ctx, here to save an allocation

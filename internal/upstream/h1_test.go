@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -397,5 +399,57 @@ func BenchmarkH1RoundTrip(b *testing.B) {
 			}
 		}
 		res.Body.Close()
+	}
+}
+
+// TestH1ReleaseResponse: a released response's memory goes to later
+// responses, and its header (map and values) stays the caller's; an
+// unread response, or one from elsewhere, is left alone.
+func TestH1ReleaseResponse(t *testing.T) {
+	var n atomic.Int32
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := n.Add(1)
+		w.Header().Set("X-N", fmt.Sprint(i))
+		fmt.Fprintf(w, "body %d", i)
+	}))
+	defer o.Close()
+	tr := newTestH1(4)
+	defer tr.CloseIdleConnections()
+	addr := strings.TrimPrefix(o.URL, "http://")
+
+	var kept []http.Header
+	for i := 1; i <= 20; i++ {
+		res, body, err := h1Get(t, tr, "GET", addr)
+		if err != nil || body != fmt.Sprintf("body %d", i) || res.StatusCode != 200 {
+			t.Fatalf("request %d: %d %q, %v", i, res.StatusCode, body, err)
+		}
+		kept = append(kept, res.Header)
+		ReleaseResponse(res)
+		if res.StatusCode != 0 || res.Body != nil {
+			t.Fatalf("request %d: released response not reset: %d %v", i, res.StatusCode, res.Body)
+		}
+	}
+	for i, h := range kept {
+		if got, want := h.Get("X-N"), fmt.Sprint(i+1); got != want {
+			t.Errorf("response %d: X-N %q after later responses, want %q", i+1, got, want)
+		}
+	}
+
+	// Unread: the body still reads the connection; release does nothing.
+	req, _ := http.NewRequest("GET", o.URL+"/x", nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ReleaseResponse(res)
+	if b, err := io.ReadAll(res.Body); err != nil || string(b) != "body 21" {
+		t.Fatalf("unread response after ReleaseResponse: %q, %v", b, err)
+	}
+	res.Body.Close()
+	// Not the transport's: left alone.
+	other := &http.Response{StatusCode: 200, Body: http.NoBody}
+	ReleaseResponse(other)
+	if other.StatusCode != 200 {
+		t.Fatal("ReleaseResponse changed a response of another transport")
 	}
 }

@@ -47,9 +47,6 @@ type headReader struct {
 	n     int    // bytes of the current head so far
 	long  []byte // a line longer than br's buffer, assembled
 	vals  []byte // the field values of the head being read
-	// arr, when set, is where the header's value slices go if they fit:
-	// the caller's, to save an allocation.
-	arr []string
 }
 
 // line returns the next line of the head without its CRLF. It refuses a
@@ -134,10 +131,9 @@ func (h *headReader) fields(hdr http.Header) error {
 		return nil
 	}
 	all := string(h.vals)
-	arr := h.arr
-	if len(sp) > len(arr) {
-		arr = make([]string, len(sp))
-	}
+	// Made to the head's size: the slices outlive the response (a
+	// proxy hands them on), so they cannot share its reused memory.
+	arr := make([]string, len(sp))
 	for i, f := range sp {
 		v := all[f.from:f.to]
 		if old, ok := hdr[f.name]; ok {
