@@ -17,11 +17,11 @@ import (
 // leanExchange is one request on a lean connection: its context, URL,
 // response writer and body reader, in one allocation.
 type leanExchange struct {
-	req  *http.Request // &reqBuf
-	ctx  reqctx.Context
-	url  url.URL // req.URL, for a target that parses as a plain path
-	w    leanWriter
-	body leanBody
+	req    *http.Request // &reqBuf
+	ctx    reqctx.Context
+	url    url.URL // req.URL, for a target that parses as a plain path
+	w      leanWriter
+	body   leanBody
 	reqBuf http.Request
 }
 
