@@ -33,7 +33,10 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap := f.app.snap.Load()
 	st := &frontState{info: request.Info{Start: time.Now()}, rec: recorder{ResponseWriter: w}}
 	info := &st.info
-	peer := peerAddr(r.RemoteAddr)
+	peer, ok := request.Peer(r.Context(), r.RemoteAddr)
+	if !ok {
+		peer = request.ParsePeer(r.RemoteAddr)
+	}
 	info.PeerTrusted = contains(snap.Trusted(), peer)
 	info.ClientIP = clientIP(peer, info.PeerTrusted, snap.Trusted(), r.Header)
 	info.Scheme = scheme(r, info.PeerTrusted)
@@ -181,15 +184,6 @@ func (rw *recorder) Flush() {
 
 // Unwrap gives http.ResponseController the underlying writer.
 func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
-
-func peerAddr(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		a, _ := netip.ParseAddr(remote)
-		return a.Unmap()
-	}
-	return ap.Addr().Unmap()
-}
 
 func contains(prefixes []netip.Prefix, a netip.Addr) bool {
 	if !a.IsValid() {

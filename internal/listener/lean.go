@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"torii/internal/reqctx"
+	"torii/internal/request"
 )
 
 // leanBufSize is the size of the read and write buffers, taken from
@@ -302,7 +303,7 @@ func (c *leanConn) serve() {
 	c.remote = c.rwc.RemoteAddr().String()
 	c.yield = runtime.GOMAXPROCS(0) <= yieldMaxProcs
 	ctx := context.WithValue(c.s.baseCtx, http.LocalAddrContextKey, c.rwc.LocalAddr())
-	c.ctx = ctx
+	c.ctx = request.WithPeer(ctx, c.remote)
 	if sc, ok := c.rwc.(syscall.Conn); ok && rawReads {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
+
+	"torii/internal/request"
 )
 
 // The lean server's own behaviour: what a handler and a client see of it
@@ -48,6 +51,31 @@ func TestLeanServesPlainListeners(t *testing.T) {
 	}
 	if NewServer(&http.Server{}, nil, Options{H2C: true, HTTP2: NewHTTP2(10, nil)}).Lean() {
 		t.Error("an h2c listener is on the lean server")
+	}
+}
+
+// TestLeanPeer: every request on a connection finds the peer address
+// parsed once for the connection (request.Peer), matching RemoteAddr.
+func TestLeanPeer(t *testing.T) {
+	type seen struct {
+		remote string
+		addr   netip.Addr
+		ok     bool
+	}
+	got := make(chan seen, 2)
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := request.Peer(r.Context(), r.RemoteAddr)
+		got <- seen{r.RemoteAddr, a, ok}
+	}), Options{})
+	c, br := dialRaw(t, ts.addr)
+	for range 2 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		leanResponse(t, br, "GET")
+		s := <-got
+		want := netip.MustParseAddrPort(c.LocalAddr().String()).Addr()
+		if !s.ok || s.addr != want || s.remote != c.LocalAddr().String() {
+			t.Fatalf("request.Peer: %v %v for RemoteAddr %q; want %v for %q", s.addr, s.ok, s.remote, want, c.LocalAddr())
+		}
 	}
 }
 
