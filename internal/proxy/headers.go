@@ -151,10 +151,10 @@ func (vs *values) one(v string) []string {
 func setForwarded(out http.Header, r *http.Request, info *request.Info, vs *values) {
 	client := info.ClientIP
 	if !client.IsValid() {
-		client = peerAddr(r.RemoteAddr)
+		client = request.ParsePeer(r.RemoteAddr)
 	}
 	if info.PeerTrusted {
-		peer := peerAddr(r.RemoteAddr)
+		peer := request.ParsePeer(r.RemoteAddr)
 		if !peer.IsValid() {
 			peer = client
 		}
@@ -206,8 +206,6 @@ func scheme(r *http.Request, info *request.Info) string {
 	return "http"
 }
 
-// peerAddr returns the IP of a "host:port" remote address, unmapped, or
-// the zero Addr when it is not one.
 // addrString is a.String(), taken from remote ("ip:port") without an
 // allocation when a is the IPv4 address written there.
 func addrString(a netip.Addr, remote string) string {
@@ -219,14 +217,6 @@ func addrString(a netip.Addr, remote string) string {
 		}
 	}
 	return a.String()
-}
-
-func peerAddr(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // headerOps is a route's compiled config.HeaderOps: canonical names, in a

@@ -313,7 +313,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := request.FromContext(r.Context())
 	if info == nil {
 		// The front handler always provides one; be safe without it.
-		info = &request.Info{Start: time.Now(), ClientIP: peerAddr(r.RemoteAddr)}
+		info = &request.Info{Start: time.Now(), ClientIP: request.ParsePeer(r.RemoteAddr)}
 		r = r.WithContext(request.NewContext(r.Context(), info))
 	}
 	if r.Method == http.MethodConnect {
