@@ -434,3 +434,29 @@ func TestReleaseRacesParent(t *testing.T) {
 		}
 	}
 }
+
+// The same race with a foreign parent (as net/http's HTTP/2 server
+// gives): whenever Release says quiet, the parent's AfterFunc must not
+// reach the reused child. A Context Release did not call quiet may still
+// be written by that AfterFunc, so the next round takes a new one.
+func TestReleaseRacesForeignParent(t *testing.T) {
+	c := new(Context)
+	for i := range 300 {
+		old, cancel := context.WithCancel(context.Background())
+		reuse(c, old)
+		go cancel()
+		if i%2 == 0 {
+			time.Sleep(time.Microsecond)
+		}
+		if !c.Release() {
+			c = new(Context)
+			continue
+		}
+		reuse(c, context.Background())
+		<-old.Done()
+		time.Sleep(time.Millisecond) // an AfterFunc started by cancel runs now
+		if c.Err() != nil {
+			t.Fatalf("round %d: Release said quiet, then the old parent canceled the reused Context", i)
+		}
+	}
+}
