@@ -43,17 +43,20 @@ type pickArgs struct {
 	checked  bool  // the pool runs active checks, so their verdict counts
 }
 
+// nowNanos reads the clock once a pick, when first needed.
+func (a *pickArgs) nowNanos() int64 {
+	if a.now == 0 {
+		a.now = a.clock().UnixNano()
+	}
+	return a.now
+}
+
 // usable reports whether e may take this request: not ejected, healthy
 // (when checks run) and not already tried.
 func (a *pickArgs) usable(e *Endpoint) bool {
-	if until := e.st.ejectedUntil.Load(); until != 0 {
-		// The clock is read only when some endpoint has been ejected.
-		if a.now == 0 {
-			a.now = a.clock().UnixNano()
-		}
-		if until > a.now {
-			return false
-		}
+	// The clock is read only for an endpoint that has ever been ejected.
+	if e.st.ejectedUntil.Load() != 0 && e.st.ejected(a.nowNanos()) {
+		return false
 	}
 	if a.checked && !e.st.healthy.Load() {
 		return false
