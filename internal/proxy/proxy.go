@@ -358,13 +358,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Last: everything else that touches x is done.
 		if reuse {
 			upstream.ReleaseResponse(x.res) // its body is closed
+			if ctx.Release() {
+				*x = exchange{}
+				exchanges.Put(x)
+				return
+			}
 		}
-		if reuse && ctx.Release() {
-			*x = exchange{}
-			exchanges.Put(x)
-			return
-		}
-		ctx.Cancel(nil)
+		ctx.Cancel(nil) // a no-op after Release
 	}()
 	x.h, x.r, x.info, x.pool = h, r, info, pool
 	x.body, x.grpc, x.upgrade = b, grpc, upgrade
